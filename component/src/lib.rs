@@ -27,6 +27,7 @@ pub mod factory;
 pub mod host;
 pub mod id;
 pub mod lifecycle;
+pub mod net;
 pub mod status;
 pub mod telemetry;
 
