@@ -7,6 +7,7 @@
 //! Prometheus exporter does. Components that need more register them with [`Telemetry::counter`]
 //! / [`Telemetry::gauge`].
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::text::encode;
@@ -72,11 +73,19 @@ struct Families {
     processor_outgoing: CounterFamily,
 }
 
+/// Families registered by components, by name, so that registering is idempotent.
+#[derive(Debug, Default)]
+struct Extra {
+    counters: BTreeMap<String, CounterFamily>,
+    gauges: BTreeMap<String, GaugeFamily>,
+}
+
 /// The collector's internal metrics.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
     registry: Arc<Mutex<Registry>>,
     families: Arc<Families>,
+    extra: Arc<Mutex<Extra>>,
 }
 
 impl Default for Telemetry {
@@ -151,24 +160,37 @@ impl Telemetry {
                 processor_incoming,
                 processor_outgoing,
             }),
+            extra: Arc::default(),
         }
     }
 
-    /// Registers a counter family (name without the `_total` suffix). Call once per name.
+    /// The counter family `name` (without the `_total` suffix), registered on first use: every
+    /// later call with the same name returns the same family, so each instance of a component
+    /// (one per pipeline, say) can simply ask for it.
     pub fn counter(&self, name: &str, help: &str) -> CounterFamily {
+        let mut extra = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = extra.counters.get(name) {
+            return f.clone();
+        }
         let fam = CounterFamily::default();
         if let Ok(mut reg) = self.registry.lock() {
             reg.register(name, help, fam.clone());
         }
+        extra.counters.insert(name.to_string(), fam.clone());
         fam
     }
 
-    /// Registers a gauge family. Call once per name.
+    /// The gauge family `name`, registered on first use (see [`Telemetry::counter`]).
     pub fn gauge(&self, name: &str, help: &str) -> GaugeFamily {
+        let mut extra = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = extra.gauges.get(name) {
+            return f.clone();
+        }
         let fam = GaugeFamily::default();
         if let Ok(mut reg) = self.registry.lock() {
             reg.register(name, help, fam.clone());
         }
+        extra.gauges.insert(name.to_string(), fam.clone());
         fam
     }
 
@@ -334,6 +356,24 @@ impl ProcessorTelemetry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registering_twice_returns_the_same_family() {
+        let t = Telemetry::new();
+        let a = t.counter("agentcol_test_things", "things");
+        let b = t.counter("agentcol_test_things", "things");
+        a.get_or_create(&vec![("k".into(), "v".into())]).inc();
+        b.get_or_create(&vec![("k".into(), "v".into())]).inc();
+        let text = t.render();
+        assert_eq!(
+            text.matches("# TYPE agentcol_test_things counter").count(),
+            1
+        );
+        assert!(
+            text.contains("agentcol_test_things_total{k=\"v\"} 2"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn renders_otelcol_style_names() {
