@@ -24,6 +24,8 @@ pub struct Registry {
     pub extensions: BTreeMap<&'static str, Arc<dyn AnyExtensionFactory>>,
 }
 
+// The adders are used by `builtin()` only for the components compiled in, and by tests.
+#[allow(dead_code)]
 impl Registry {
     /// Adds a receiver factory.
     pub fn receiver(mut self, f: Arc<dyn AnyReceiverFactory>) -> Self {
@@ -73,6 +75,10 @@ impl Registry {
         #[cfg(feature = "exporter-debug")]
         {
             r = r.exporter(agentcol_exporter_debug::factory());
+        }
+        #[cfg(feature = "exporter-nop")]
+        {
+            r = r.exporter(agentcol_exporter_nop::factory());
         }
         #[cfg(feature = "extension-health-check")]
         {
