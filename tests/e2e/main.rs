@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `agentcol` binary, real sockets on 127.0.0.1, real peers (the
+//! OpenTelemetry Python SDK, otelcol-contrib, rotel) where installed by `tests/peers.sh`. Tests
+//! that need a missing peer print a `SKIP:` line and return.
+
+mod support;
+
+mod bad_input;
+mod cli;
+mod delivery;
+mod interop;
+mod otlp;
