@@ -42,14 +42,35 @@ service:
     };
 
     let truncated = &good[..good.len() - 3];
-    assert_eq!(http(http_port, "POST", "/v1/logs", &[proto], truncated).status, 400, "truncated protobuf");
+    assert_eq!(
+        http(http_port, "POST", "/v1/logs", &[proto], truncated).status,
+        400,
+        "truncated protobuf"
+    );
     check_good("truncated protobuf");
 
     let json = ("content-type", "application/json");
-    assert_eq!(http(http_port, "POST", "/v1/logs", &[json], b"{\"resourceLogs\": [").status, 400, "invalid JSON");
+    assert_eq!(
+        http(
+            http_port,
+            "POST",
+            "/v1/logs",
+            &[json],
+            b"{\"resourceLogs\": ["
+        )
+        .status,
+        400,
+        "invalid JSON"
+    );
     check_good("invalid JSON");
 
-    let r = http(http_port, "POST", "/v1/logs", &[("content-type", "text/plain")], b"hello");
+    let r = http(
+        http_port,
+        "POST",
+        "/v1/logs",
+        &[("content-type", "text/plain")],
+        b"hello",
+    );
     assert_eq!(r.status, 415, "wrong content type");
     check_good("wrong content type");
 
@@ -59,7 +80,11 @@ service:
 
     let big = logs_proto("big", 0, 2000);
     assert!(big.len() > 65536);
-    assert_eq!(http(http_port, "POST", "/v1/logs", &[proto], &big).status, 400, "oversized body");
+    assert_eq!(
+        http(http_port, "POST", "/v1/logs", &[proto], &big).status,
+        400,
+        "oversized body"
+    );
     check_good("oversized body");
 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -68,7 +93,13 @@ service:
     let mid = corrupt.len() / 2;
     corrupt[mid] ^= 0xff;
     corrupt.truncate(corrupt.len() - 4);
-    let r = http(http_port, "POST", "/v1/logs", &[proto, ("content-encoding", "gzip")], &corrupt);
+    let r = http(
+        http_port,
+        "POST",
+        "/v1/logs",
+        &[proto, ("content-encoding", "gzip")],
+        &corrupt,
+    );
     assert_eq!(r.status, 400, "corrupt gzip");
     check_good("corrupt gzip");
 
@@ -76,14 +107,22 @@ service:
     let body = serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
         {"timeUnixNano": "1700000000000000000", "body": {"stringValue": "json-ok"}}
     ]}]}]});
-    let r = http(http_port, "POST", "/v1/logs", &[("content-type", "application/json; charset=utf-8")], body.to_string().as_bytes());
+    let r = http(
+        http_port,
+        "POST",
+        "/v1/logs",
+        &[("content-type", "application/json; charset=utf-8")],
+        body.to_string().as_bytes(),
+    );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     sent_good += 1;
 
     assert!(a.alive(), "the collector died:\n{}", a.output());
-    let accepted = r#"agentcol_receiver_accepted_log_records_total{receiver="otlp",transport="http"}"#;
+    let accepted =
+        r#"agentcol_receiver_accepted_log_records_total{receiver="otlp",transport="http"}"#;
     assert!(
-        eventually(Duration::from_secs(5), || metric(metrics, accepted) == sent_good as f64),
+        eventually(Duration::from_secs(5), || metric(metrics, accepted)
+            == sent_good as f64),
         "accepted {} want {sent_good}",
         metric(metrics, accepted)
     );
@@ -101,7 +140,10 @@ fn a_truncated_grpc_message_is_refused_and_the_next_one_succeeds() {
     // A well-framed gRPC message whose protobuf is cut short.
     let good = logs_proto("grpc", 0, 3);
     let truncated = good[..good.len() - 2].to_vec();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
             .unwrap()
@@ -114,18 +156,26 @@ fn a_truncated_grpc_message_is_refused_and_the_next_one_succeeds() {
         let status = raw
             .unary::<Vec<u8>, Vec<u8>, _>(
                 tonic::Request::new(truncated),
-                "/opentelemetry.proto.collector.logs.v1.LogsService/Export".parse().unwrap(),
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+                    .parse()
+                    .unwrap(),
                 RawCodec,
             )
             .await
             .expect_err("a truncated message must be refused");
         assert_ne!(status.code(), tonic::Code::Ok);
         let mut client = LogsServiceClient::new(channel);
-        client.export(logs("grpc", 0, 3)).await.expect("the next good request succeeds");
+        client
+            .export(logs("grpc", 0, 3))
+            .await
+            .expect("the next good request succeeds");
     });
     assert!(a.alive());
-    let accepted = r#"agentcol_receiver_accepted_log_records_total{receiver="otlp",transport="grpc"}"#;
-    assert!(eventually(Duration::from_secs(5), || metric(metrics, accepted) == 3.0));
+    let accepted =
+        r#"agentcol_receiver_accepted_log_records_total{receiver="otlp",transport="grpc"}"#;
+    assert!(eventually(Duration::from_secs(5), || metric(
+        metrics, accepted
+    ) == 3.0));
 }
 
 /// Sends and receives raw bytes (so a test can send a broken message).
@@ -148,7 +198,11 @@ impl tonic::codec::Codec for RawCodec {
 impl tonic::codec::Encoder for RawCodec {
     type Item = Vec<u8>;
     type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
         use bytes::BufMut;
         dst.put_slice(&item);
         Ok(())
@@ -158,7 +212,10 @@ impl tonic::codec::Encoder for RawCodec {
 impl tonic::codec::Decoder for RawCodec {
     type Item = Vec<u8>;
     type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
         use bytes::Buf;
         let mut out = vec![0; src.remaining()];
         src.copy_to_slice(&mut out);

@@ -65,7 +65,7 @@ fn broken_config_catalogue() {
         ("unset env var", with("endpoint: http://127.0.0.1:4999", "endpoint: ${env:AGENTCOL_E2E_SURELY_UNSET}"), vec![], "exporters::otlphttp::endpoint", "\"AGENTCOL_E2E_SURELY_UNSET\" is not set"),
         ("bad --set", BASE.to_string(), vec!["--set", "nonsense"], "", "missing equal sign"),
         ("non-loopback without token", with("endpoint: 127.0.0.1:4317", "endpoint: 0.0.0.0:4317"), vec![], "receivers::otlp::protocols::grpc::endpoint", "auth.bearer_token"),
-        ("memory_limiter without limit", with("    limit_mib: 256\n", ""), vec![], "processors::memory_limiter", "'limit_mib' or 'limit_percentage' must be greater than zero"),
+        ("memory_limiter without limit", with("    limit_mib: 256\n", ""), vec![], "processors::memory_limiter::limit_mib", "'limit_mib' or 'limit_percentage' must be greater than zero"),
         ("otlphttp without endpoint", with("    endpoint: http://127.0.0.1:4999\n", "    compression: gzip\n"), vec![], "exporters::otlphttp", "at least one endpoint must be specified"),
         ("unknown metrics level", format!("{BASE}  telemetry:\n    metrics:\n      level: verbose\n"), vec![], "service::telemetry::metrics::level", "unknown metrics level \"verbose\""),
         ("undefined service extension", with("extensions: [health_check]", "extensions: [health_check/nope]"), vec![], "service::extensions", "references extension \"health_check/nope\" which is not configured"),
@@ -90,19 +90,36 @@ fn broken_config_catalogue() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 
-    let missing = agentcol(&Workdir::new().root(), &["validate", "--config", "/nonexistent/agentcol.yaml"]);
+    let missing = agentcol(
+        &Workdir::new().root(),
+        &["validate", "--config", "/nonexistent/agentcol.yaml"],
+    );
     assert_eq!(missing.code, Some(1));
-    assert!(missing.stderr.contains("unable to read the file file:/nonexistent/agentcol.yaml"), "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("unable to read the file file:/nonexistent/agentcol.yaml"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
 fn every_fault_is_reported_at_once() {
     let yaml = with("  debug:\n", "  debugx:\n")
         .replacen("check_interval: 1s", "check_interval: 1x", 1)
-        .replacen("processors: [memory_limiter, batch]", "processors: [memory_limiter, batch, batch]", 1);
+        .replacen(
+            "processors: [memory_limiter, batch]",
+            "processors: [memory_limiter, batch, batch]",
+            1,
+        );
     let out = validate(&yaml, &[]);
     assert_eq!(out.code, Some(1));
-    let errors = out.stderr.lines().filter(|l| l.starts_with("Error: ")).count();
+    let errors = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("Error: "))
+        .count();
     assert!(errors >= 3, "{}", out.stderr);
 }
 
@@ -125,21 +142,46 @@ fn print_config_fills_defaults_and_redacts_secrets() {
     );
     let w = Workdir::new();
     let f = w.write("c.yaml", &yaml);
-    let out = agentcol(&w.root(), &["print-config", "--config", f.to_str().unwrap(), "--set", "processors.batch.timeout=3s"]);
+    let out = agentcol(
+        &w.root(),
+        &[
+            "print-config",
+            "--config",
+            f.to_str().unwrap(),
+            "--set",
+            "processors.batch.timeout=3s",
+        ],
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!out.stdout.contains("sup3rsecret"), "{}", out.stdout);
     assert!(!out.stdout.contains("t0ken-value"), "{}", out.stdout);
     assert!(out.stdout.contains("[REDACTED]"));
     assert!(out.stdout.contains("timeout: 3s"), "{}", out.stdout);
-    assert!(out.stdout.contains("send_batch_size: 8192"), "defaults filled in:\n{}", out.stdout);
+    assert!(
+        out.stdout.contains("send_batch_size: 8192"),
+        "defaults filled in:\n{}",
+        out.stdout
+    );
 }
 
 #[test]
 fn components_lists_the_distribution() {
     let out = agentcol(&Workdir::new().root(), &["components"]);
     assert_eq!(out.code, Some(0));
-    for name in ["otlp", "otlphttp", "batch", "memory_limiter", "debug", "nop", "health_check"] {
-        assert!(out.stdout.contains(&format!("name: {name}\n")), "{name}:\n{}", out.stdout);
+    for name in [
+        "otlp",
+        "otlphttp",
+        "batch",
+        "memory_limiter",
+        "debug",
+        "nop",
+        "health_check",
+    ] {
+        assert!(
+            out.stdout.contains(&format!("name: {name}\n")),
+            "{name}:\n{}",
+            out.stdout
+        );
     }
     assert!(out.stdout.starts_with("buildinfo:"));
 }
@@ -154,18 +196,33 @@ fn embedded_default_runs_and_creates_a_private_root() {
     cmd.env("AGENTCOL_ROOT", w.root())
         .env_remove("RUST_LOG")
         .arg("--set")
-        .arg(format!("receivers.otlp.protocols.grpc.endpoint=127.0.0.1:{grpc}"))
+        .arg(format!(
+            "receivers.otlp.protocols.grpc.endpoint=127.0.0.1:{grpc}"
+        ))
         .arg("--set")
-        .arg(format!("receivers.otlp.protocols.http.endpoint=127.0.0.1:{http}"))
+        .arg(format!(
+            "receivers.otlp.protocols.http.endpoint=127.0.0.1:{http}"
+        ))
         .arg("--set")
-        .arg(format!("extensions.health_check.endpoint=127.0.0.1:{health}"))
+        .arg(format!(
+            "extensions.health_check.endpoint=127.0.0.1:{health}"
+        ))
         .arg("--set")
-        .arg(format!("service.telemetry.metrics.address=127.0.0.1:{metrics}"));
+        .arg(format!(
+            "service.telemetry.metrics.address=127.0.0.1:{metrics}"
+        ));
     let mut run = Running::spawn("default", cmd);
     run.wait_for("Everything is ready", std::time::Duration::from_secs(30));
-    assert!(run.output().contains("embedded default"), "{}", run.output());
+    assert!(
+        run.output().contains("embedded default"),
+        "{}",
+        run.output()
+    );
     assert_eq!(http_get_status(health, "/livez"), 200);
-    assert!(eventually(std::time::Duration::from_secs(5), || http_get_status(health, "/") == 200));
+    assert!(eventually(
+        std::time::Duration::from_secs(5),
+        || http_get_status(health, "/") == 200
+    ));
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(w.root()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);

@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::otlp::*;
 use crate::support::*;
 
-const B_ACCEPTED: &str = r#"agentcol_receiver_accepted_log_records_total{receiver="otlp",transport="grpc"}"#;
+const B_ACCEPTED: &str =
+    r#"agentcol_receiver_accepted_log_records_total{receiver="otlp",transport="grpc"}"#;
 
 /// The destination is down: the forwarder accepts only what its queue holds, then answers 503
 /// with Retry-After; once the destination is up, everything acknowledged arrives exactly once.
@@ -24,7 +25,10 @@ fn backpressure_then_exactly_once_delivery() {
     retry_on_failure:
       initial_interval: 100ms
       max_interval: 200ms"#;
-    let fa = wa.write("a.yaml", &forwarder_config(a_http, a_grpc, a_metrics, b_grpc, exporter_extra));
+    let fa = wa.write(
+        "a.yaml",
+        &forwarder_config(a_http, a_grpc, a_metrics, b_grpc, exporter_extra),
+    );
     let a = Running::agentcol("forwarder", &wa, &fa);
 
     let run = "bp";
@@ -40,32 +44,59 @@ fn backpressure_then_exactly_once_delivery() {
                 assert!(r.header("retry-after").is_some(), "503 without Retry-After");
                 refused += 1;
             }
-            other => panic!("unexpected status {other}: {}", String::from_utf8_lossy(&r.body)),
+            other => panic!(
+                "unexpected status {other}: {}",
+                String::from_utf8_lossy(&r.body)
+            ),
         }
         i += 1;
     }
-    assert_eq!(refused, 3, "the forwarder never pushed back:\n{}", a.output());
+    assert_eq!(
+        refused,
+        3,
+        "the forwarder never pushed back:\n{}",
+        a.output()
+    );
     // Queue of 3 plus at most one request being retried by the single consumer.
     assert!((3..=4).contains(&acked.len()), "acked {acked:?}");
 
-    let fb = wb.write("b.yaml", &sink_config(b_grpc, b_http, b_metrics, "  debug:\n    verbosity: detailed"));
+    let fb = wb.write(
+        "b.yaml",
+        &sink_config(
+            b_grpc,
+            b_http,
+            b_metrics,
+            "  debug:\n    verbosity: detailed",
+        ),
+    );
     let b = Running::agentcol("destination", &wb, &fb);
     let want = acked.len() as f64;
     assert!(
-        eventually(Duration::from_secs(20), || metric(b_metrics, B_ACCEPTED) >= want),
+        eventually(Duration::from_secs(20), || metric(b_metrics, B_ACCEPTED)
+            >= want),
         "destination got {} of {want}:\n{}",
         metric(b_metrics, B_ACCEPTED),
         a.output()
     );
     // Give a duplicate time to show up, then check exactly once.
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(metric(b_metrics, B_ACCEPTED), want, "duplicates reached the destination");
+    assert_eq!(
+        metric(b_metrics, B_ACCEPTED),
+        want,
+        "duplicates reached the destination"
+    );
     let out = b.output();
     for id in &acked {
-        assert!(out.contains(&body(run, *id)), "record {id} missing at the destination");
+        assert!(
+            out.contains(&body(run, *id)),
+            "record {id} missing at the destination"
+        );
     }
     for id in (0..i).filter(|id| !acked.contains(id)) {
-        assert!(!out.contains(&body(run, id)), "refused record {id} was delivered anyway");
+        assert!(
+            !out.contains(&body(run, id)),
+            "refused record {id} was delivered anyway"
+        );
     }
 }
 
@@ -79,7 +110,10 @@ fn shutdown_under_load_delivers_every_acknowledged_record() {
     let (b_grpc, b_http, b_metrics) = (free_port(), free_port(), free_port());
     let fb = wb.write("b.yaml", &sink_config(b_grpc, b_http, b_metrics, "  nop:"));
     let _b = Running::agentcol("destination", &wb, &fb);
-    let fa = wa.write("a.yaml", &forwarder_config(a_http, a_grpc, a_metrics, b_grpc, ""));
+    let fa = wa.write(
+        "a.yaml",
+        &forwarder_config(a_http, a_grpc, a_metrics, b_grpc, ""),
+    );
     let mut a = Running::agentcol("forwarder", &wa, &fa);
 
     let acked = Arc::new(AtomicUsize::new(0));
@@ -97,7 +131,14 @@ fn shutdown_under_load_delivers_every_acknowledged_record() {
                     };
                     drop(conn);
                     let r = std::panic::catch_unwind(|| {
-                        http(a_http, "POST", "/v1/logs", &[("content-type", "application/x-protobuf")], &body).status
+                        http(
+                            a_http,
+                            "POST",
+                            "/v1/logs",
+                            &[("content-type", "application/x-protobuf")],
+                            &body,
+                        )
+                        .status
                     });
                     match r {
                         Ok(200) => {
@@ -111,7 +152,9 @@ fn shutdown_under_load_delivers_every_acknowledged_record() {
             })
         })
         .collect();
-    assert!(eventually(Duration::from_secs(10), || acked.load(Ordering::SeqCst) >= 500));
+    assert!(eventually(Duration::from_secs(10), || acked
+        .load(Ordering::SeqCst)
+        >= 500));
     let code = a.terminate(Duration::from_secs(30));
     stop.store(true, Ordering::Relaxed);
     for s in senders {
@@ -121,10 +164,15 @@ fn shutdown_under_load_delivers_every_acknowledged_record() {
     assert!(a.output().contains("Shutdown complete."));
     let want = acked.load(Ordering::SeqCst) as f64;
     assert!(
-        eventually(Duration::from_secs(10), || metric(b_metrics, B_ACCEPTED) >= want),
+        eventually(Duration::from_secs(10), || metric(b_metrics, B_ACCEPTED)
+            >= want),
         "destination got {} of {want} acknowledged records",
         metric(b_metrics, B_ACCEPTED)
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(metric(b_metrics, B_ACCEPTED), want, "more records than acknowledged arrived");
+    assert_eq!(
+        metric(b_metrics, B_ACCEPTED),
+        want,
+        "more records than acknowledged arrived"
+    );
 }

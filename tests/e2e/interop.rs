@@ -11,12 +11,16 @@ use crate::support::*;
 const N: usize = 25;
 
 fn b_series(signal_items: &str) -> String {
-    format!("agentcol_receiver_accepted_{signal_items}_total{{receiver=\"otlp\",transport=\"grpc\"}}")
+    format!(
+        "agentcol_receiver_accepted_{signal_items}_total{{receiver=\"otlp\",transport=\"grpc\"}}"
+    )
 }
 
 fn sdk_to_agentcol_to_peers(protocol: &str) {
     let test = format!("sdk_to_agentcol_to_peers_{protocol}");
-    let Some(rotel) = peer(&test, "rotel-agent") else { return };
+    let Some(rotel) = peer(&test, "rotel-agent") else {
+        return;
+    };
     if !python_sdk(&test) {
         return;
     }
@@ -24,13 +28,21 @@ fn sdk_to_agentcol_to_peers(protocol: &str) {
     let (r_grpc, r_http) = (free_port(), free_port());
     let rw = Workdir::new();
     let mut cmd = Command::new(&rotel);
-    cmd.args(["start", "--exporter", "blackhole", "--debug-log", "logs", "--debug-log-verbosity", "detailed"])
-        .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{r_grpc}")])
-        .args(["--otlp-http-endpoint", &format!("127.0.0.1:{r_http}")])
-        .arg("--pid-file")
-        .arg(rw.path().join("rotel.pid"))
-        .arg("--log-file")
-        .arg(rw.path().join("rotel.log"));
+    cmd.args([
+        "start",
+        "--exporter",
+        "blackhole",
+        "--debug-log",
+        "logs",
+        "--debug-log-verbosity",
+        "detailed",
+    ])
+    .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{r_grpc}")])
+    .args(["--otlp-http-endpoint", &format!("127.0.0.1:{r_http}")])
+    .arg("--pid-file")
+    .arg(rw.path().join("rotel.pid"))
+    .arg("--log-file")
+    .arg(rw.path().join("rotel.log"));
     let rotel = Running::spawn("rotel", cmd);
     rotel.wait_for("Starting Rotel", Duration::from_secs(15));
 
@@ -39,7 +51,12 @@ fn sdk_to_agentcol_to_peers(protocol: &str) {
     let (b_grpc, b_http, b_metrics) = (free_port(), free_port(), free_port());
     let fb = wb.write(
         "b.yaml",
-        &crate::otlp::sink_config(b_grpc, b_http, b_metrics, "  debug:\n    verbosity: detailed"),
+        &crate::otlp::sink_config(
+            b_grpc,
+            b_http,
+            b_metrics,
+            "  debug:\n    verbosity: detailed",
+        ),
     );
     let b = Running::agentcol("agentcol-b", &wb, &fb);
 
@@ -87,13 +104,19 @@ service:
         .args([protocol, &endpoint, &N.to_string(), &run])
         .output()
         .expect("run the Python SDK client");
-    assert!(out.status.success(), "SDK client failed: {}\n{}", String::from_utf8_lossy(&out.stderr), a.output());
+    assert!(
+        out.status.success(),
+        "SDK client failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        a.output()
+    );
 
     let want = N as f64;
     for items in ["log_records", "spans", "metric_points"] {
         let series = b_series(items);
         assert!(
-            eventually(Duration::from_secs(20), || metric(b_metrics, &series) >= want),
+            eventually(Duration::from_secs(20), || metric(b_metrics, &series)
+                >= want),
             "agentcol B got {} {items}, want {want}\nA:\n{}",
             metric(b_metrics, &series),
             a.output()
@@ -101,7 +124,11 @@ service:
     }
     std::thread::sleep(Duration::from_millis(500));
     for items in ["log_records", "spans", "metric_points"] {
-        assert_eq!(metric(b_metrics, &b_series(items)), want, "{items}: duplicates at B");
+        assert_eq!(
+            metric(b_metrics, &b_series(items)),
+            want,
+            "{items}: duplicates at B"
+        );
     }
     let b_out = b.output();
     let r_ok = rotel.wait_until(Duration::from_secs(20), |o| {
@@ -119,7 +146,9 @@ service:
     }
     assert!(r_ok);
     let sent = format!("agentcol_exporter_sent_log_records_total{{exporter=\"otlphttp\"}}");
-    assert!(eventually(Duration::from_secs(5), || metric(a_metrics, &sent) == want));
+    assert!(eventually(Duration::from_secs(5), || metric(
+        a_metrics, &sent
+    ) == want));
 }
 
 #[test]
@@ -135,12 +164,19 @@ fn sdk_over_http_to_agentcol_to_agentcol_and_rotel() {
 /// otelcol-contrib's filelog receiver ships every line of a file to agentcol over otlphttp.
 #[test]
 fn otelcol_filelog_to_agentcol() {
-    let Some(otelcol) = peer("otelcol_filelog_to_agentcol", "otelcol-contrib") else { return };
+    let Some(otelcol) = peer("otelcol_filelog_to_agentcol", "otelcol-contrib") else {
+        return;
+    };
     let wa = Workdir::new();
     let (a_grpc, a_http, a_metrics) = (free_port(), free_port(), free_port());
     let fa = wa.write(
         "a.yaml",
-        &crate::otlp::sink_config(a_grpc, a_http, a_metrics, "  debug:\n    verbosity: detailed"),
+        &crate::otlp::sink_config(
+            a_grpc,
+            a_http,
+            a_metrics,
+            "  debug:\n    verbosity: detailed",
+        ),
     );
     let a = Running::agentcol("agentcol", &wa, &fa);
 
@@ -177,9 +213,11 @@ service:
     let mut cmd = Command::new(otelcol);
     cmd.arg("--config").arg(&cfg);
     let otel = Running::spawn("otelcol", cmd);
-    let series = r#"agentcol_receiver_accepted_log_records_total{receiver="otlp",transport="http"}"#;
+    let series =
+        r#"agentcol_receiver_accepted_log_records_total{receiver="otlp",transport="http"}"#;
     assert!(
-        eventually(Duration::from_secs(30), || metric(a_metrics, series) >= 40.0),
+        eventually(Duration::from_secs(30), || metric(a_metrics, series)
+            >= 40.0),
         "agentcol got {} of 40 lines\notelcol:\n{}",
         metric(a_metrics, series),
         otel.output()

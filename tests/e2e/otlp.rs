@@ -44,7 +44,13 @@ pub fn logs_proto(run: &str, first: usize, n: usize) -> Vec<u8> {
 
 /// A receiver (A) on the given ports that forwards logs over gRPC to `dest_port` with the given
 /// queue and retry settings, plus its metrics endpoint.
-pub fn forwarder_config(http: u16, grpc: u16, metrics: u16, dest_port: u16, exporter_extra: &str) -> String {
+pub fn forwarder_config(
+    http: u16,
+    grpc: u16,
+    metrics: u16,
+    dest_port: u16,
+    exporter_extra: &str,
+) -> String {
     format!(
         r#"
 receivers:
@@ -100,11 +106,6 @@ service:
     metrics:
       address: 127.0.0.1:{metrics}
 "#,
-        name = exporter
-            .trim()
-            .split(':')
-            .next()
-            .unwrap_or("nop")
-            .trim()
+        name = exporter.trim().split(':').next().unwrap_or("nop").trim()
     )
 }

@@ -52,7 +52,9 @@ pub fn python_sdk(test: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("SKIP: {test}: the OpenTelemetry Python SDK is not installed (run tests/peers.sh)");
+        eprintln!(
+            "SKIP: {test}: the OpenTelemetry Python SDK is not installed (run tests/peers.sh)"
+        );
     }
     ok
 }
@@ -127,7 +129,9 @@ fn collect(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
 
 impl Running {
     pub fn spawn(name: &str, mut cmd: Command) -> Running {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let output = Arc::new(Mutex::new(String::new()));
         if let Some(out) = child.stdout.take() {
@@ -200,7 +204,11 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("{} did not exit within {timeout:?} after SIGTERM:\n{}", self.name, self.output());
+        panic!(
+            "{} did not exit within {timeout:?} after SIGTERM:\n{}",
+            self.name,
+            self.output()
+        );
     }
 
     /// Whether it is still running.
@@ -233,7 +241,13 @@ impl HttpResponse {
 }
 
 /// Sends one request with `Connection: close` and reads the whole answer.
-pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
@@ -268,14 +282,21 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     {
         body = dechunk(&body);
     }
-    HttpResponse { status, headers, body }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -291,7 +312,10 @@ pub fn metric(port: u16, series: &str) -> f64 {
     let r = http(port, "GET", "/metrics", &[], b"");
     let text = String::from_utf8_lossy(&r.body).into_owned();
     text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse::<f64>().ok()))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse::<f64>().ok())
+        })
         .unwrap_or(0.0)
 }
 

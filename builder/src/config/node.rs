@@ -161,6 +161,7 @@ pub struct ParseError {
 enum Frame {
     Map {
         entries: Vec<(String, Node)>,
+        key_lines: Vec<usize>,
         pending_key: Option<(String, usize)>,
         line: usize,
     },
@@ -195,15 +196,16 @@ impl Builder {
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
                 entries,
+                key_lines,
                 pending_key,
                 ..
             }) => match pending_key.take() {
                 None => match node.value {
                     Value::Scalar { text, .. } => {
-                        if let Some((_, prev)) = entries.iter().find(|(k, _)| *k == text) {
+                        if let Some(i) = entries.iter().position(|(k, _)| *k == text) {
                             let msg = format!(
                                 "mapping key {text:?} already defined at line {}",
-                                prev.line
+                                key_lines.get(i).copied().unwrap_or(0)
                             );
                             failure = Some(msg);
                         }
@@ -211,7 +213,10 @@ impl Builder {
                     }
                     _ => failure = Some("mapping keys must be scalars".to_string()),
                 },
-                Some((key, _)) => entries.push((key, node)),
+                Some((key, key_line)) => {
+                    entries.push((key, node));
+                    key_lines.push(key_line);
+                }
             },
         }
         if let Some(msg) = failure {
@@ -240,6 +245,7 @@ impl MarkedEventReceiver for Builder {
             }),
             Event::MappingStart(..) => self.stack.push(Frame::Map {
                 entries: Vec::new(),
+                key_lines: Vec::new(),
                 pending_key: None,
                 line,
             }),
