@@ -145,9 +145,9 @@ service:
         );
     }
     assert!(r_ok);
-    let sent = format!("agentcol_exporter_sent_log_records_total{{exporter=\"otlphttp\"}}");
+    let sent = "agentcol_exporter_sent_log_records_total{exporter=\"otlphttp\"}";
     assert!(eventually(Duration::from_secs(5), || metric(
-        a_metrics, &sent
+        a_metrics, sent
     ) == want));
 }
 

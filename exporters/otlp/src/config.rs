@@ -342,7 +342,7 @@ impl ComponentConfig for OtlpHttpConfig {
             ("metrics_endpoint", &self.metrics_endpoint),
             ("logs_endpoint", &self.logs_endpoint),
         ] {
-            if !value.is_empty() && !(value.starts_with("http://") || value.starts_with("https://"))
+            if !(value.is_empty() || value.starts_with("http://") || value.starts_with("https://"))
             {
                 errors.push(ConfigError::new(
                     key,
