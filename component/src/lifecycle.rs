@@ -5,7 +5,12 @@
 //! new data and finish in-flight requests, processors flush, exporters drain their queues. A
 //! component must accept `shutdown` without `start`, and twice.
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use async_trait::async_trait;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Why a component could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -52,3 +57,45 @@ pub trait Component: Send + Sync {
 pub struct NoLifecycle;
 
 impl Component for NoLifecycle {}
+
+/// A server or loop running in the background, with the token that asks it to stop gracefully.
+/// What listeners keep between `start` and `shutdown`.
+#[derive(Debug, Default)]
+pub struct BackgroundTask {
+    inner: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+}
+
+impl BackgroundTask {
+    /// Records the running task (replacing nothing: a second `set` stops the newer task).
+    pub fn set(&self, stop: CancellationToken, task: JoinHandle<()>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.is_some() {
+            stop.cancel();
+            return;
+        }
+        *inner = Some((stop, task));
+    }
+
+    /// Whether a task is running.
+    pub fn is_running(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Asks the task to stop and waits up to `deadline` for it to finish its in-flight work; then
+    /// aborts it. Returns whether it finished in time. Idempotent.
+    pub async fn stop(&self, deadline: Duration) -> bool {
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some((stop, mut task)) = taken else {
+            return true;
+        };
+        stop.cancel();
+        if tokio::time::timeout(deadline, &mut task).await.is_ok() {
+            return true;
+        }
+        task.abort();
+        false
+    }
+}

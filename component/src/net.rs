@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Secret};
+use crate::lifecycle::ComponentError;
 
 /// Listener authentication: `auth: { bearer_token: ... }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,23 @@ pub fn parse_endpoint(endpoint: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("cannot resolve endpoint {endpoint:?}: {e}"))?
         .next()
         .ok_or_else(|| format!("endpoint {endpoint:?} resolves to no address"))
+}
+
+/// Binds a TCP listener for a configured endpoint, returning it with the address actually bound
+/// (which differs from the configured one for port 0).
+pub async fn bind(endpoint: &str) -> Result<(tokio::net::TcpListener, SocketAddr), ComponentError> {
+    let addr = parse_endpoint(endpoint).map_err(ComponentError::Other)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ComponentError::Bind {
+            endpoint: endpoint.to_string(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| ComponentError::Io {
+        context: format!("reading the address bound for {endpoint}"),
+        source,
+    })?;
+    Ok((listener, bound))
 }
 
 /// Whether an address is loopback (127.0.0.0/8 or ::1).

@@ -159,17 +159,7 @@ impl Component for HealthCheck {
         if self.lock().is_some() {
             return Ok(());
         }
-        let addr = net::parse_endpoint(&self.config.endpoint).map_err(ComponentError::Other)?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ComponentError::Bind {
-                endpoint: self.config.endpoint.clone(),
-                source,
-            })?;
-        let bound = listener.local_addr().map_err(|source| ComponentError::Io {
-            context: "reading the bound address".into(),
-            source,
-        })?;
+        let (listener, bound) = net::bind(&self.config.endpoint).await?;
         let ctx = Arc::new(Ctx {
             host: self.host.clone(),
             path: self.config.path.clone(),

@@ -3,9 +3,10 @@
 //! answers in the request's encoding.
 
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use agentcol_component::net::{bearer_ok, parse_endpoint};
+use agentcol_component::lifecycle::BackgroundTask;
+use agentcol_component::net::{bearer_ok, bind};
 use agentcol_component::telemetry::ReceiverTelemetry;
 use agentcol_component::{ComponentError, ConsumeError, Consumer, Consumers, Host, SignalData};
 use axum::body::Body;
@@ -20,7 +21,6 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResp
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use serde::de::DeserializeOwned;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
@@ -31,7 +31,7 @@ pub(crate) struct HttpServer {
     host: Host,
     config: HttpConfig,
     consumers: Consumers,
-    running: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    running: BackgroundTask,
 }
 
 struct Shared {
@@ -87,19 +87,12 @@ impl HttpServer {
             host,
             config,
             consumers,
-            running: Mutex::new(None),
+            running: BackgroundTask::default(),
         }
     }
 
     pub(crate) async fn start(&self) -> Result<(), ComponentError> {
-        let addr = parse_endpoint(&self.config.endpoint).map_err(ComponentError::Other)?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ComponentError::Bind {
-                endpoint: self.config.endpoint.clone(),
-                source,
-            })?;
-        let bound = listener.local_addr().unwrap_or(addr);
+        let (listener, bound) = bind(&self.config.endpoint).await?;
         let shared = Arc::new(Shared {
             config: self.config.clone(),
             consumers: self.consumers.clone(),
@@ -118,23 +111,13 @@ impl HttpServer {
             }
         });
         tracing::info!(component = %self.host.id(), transport = "http", endpoint = %bound, "listening");
-        if let Ok(mut r) = self.running.lock() {
-            *r = Some((stop, task));
-        }
+        self.running.set(stop, task);
         Ok(())
     }
 
     pub(crate) async fn shutdown(&self) {
-        let running = self.running.lock().ok().and_then(|mut r| r.take());
-        if let Some((stop, mut task)) = running {
-            stop.cancel();
-            if tokio::time::timeout(DRAIN_DEADLINE, &mut task)
-                .await
-                .is_err()
-            {
-                tracing::warn!(component = %self.host.id(), "HTTP requests still in flight after the drain deadline; closing");
-                task.abort();
-            }
+        if !self.running.stop(DRAIN_DEADLINE).await {
+            tracing::warn!(component = %self.host.id(), "HTTP requests still in flight after the drain deadline; closed");
         }
     }
 }

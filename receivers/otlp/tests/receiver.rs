@@ -134,7 +134,12 @@ fn post(
 }
 
 /// method, path, headers, body
-type Case = (&'static str, &'static str, Vec<(&'static str, &'static str)>, Vec<u8>);
+type Case = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Vec<u8>,
+);
 
 const PROTO: (&str, &str) = ("content-type", "application/x-protobuf");
 
