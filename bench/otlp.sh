@@ -28,6 +28,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, in clock ticks
 
 start_agentcol() { # GRPC HTTP
   cat > "$work/agentcol.yaml" <<YAML
@@ -63,26 +64,33 @@ run_one() { # COLLECTOR PROTOCOL RECORDS → "records_per_second peak_rss_mib"
   pids+=("$pid")
   if [ "$2" = grpc ]; then port=$grpc; else port=$http; fi
   wait_port "$port"
+  local t0; t0=$(cpu_ticks "$pid")
   out=$(taskset -c 1 "$loadgen" --protocol "$2" --endpoint "127.0.0.1:$port" \
         --records-per-request "$3" --concurrency "$conc" --duration "$secs" --warmup 2)
   local rss; rss=$(peak_rss_mib "$pid")
+  local cpu; cpu=$(( $(cpu_ticks "$pid") - t0 ))
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local rps failed
   rps=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["records_per_second"]))' "$out")
   failed=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["requests_failed"])' "$out")
   [ "$failed" = 0 ] || echo "warning: $1 $2 $3: $failed failed requests" >&2
-  echo "$rps $rss"
+  # CPU used by the collector per second of load (warm-up included), as % of one core.
+  local cpu_pct; cpu_pct=$(python3 -c "print(round(100*$cpu/$(getconf CLK_TCK)/($secs+2)))")
+  echo "$rps $rss $cpu_pct"
 }
 
 echo "# $(date -u +%FT%TZ) · $(nproc) cores · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# ${secs}s per run, ${conc} concurrent senders, collector on core 0, load generator on core 1"
-printf '%-14s %14s %14s %7s %12s %12s %7s\n' scenario agentcol_rec/s rotel_rec/s ratio agentcol_MiB rotel_MiB ratio
+printf '%-10s %13s %12s %6s %8s %8s %15s %15s %6s %9s %9s %6s\n' scenario agentcol_rec/s rotel_rec/s ratio a_cpu% r_cpu% agentcol_rec/cpu-s rotel_rec/cpu-s ratio a_MiB r_MiB ratio
 for proto in grpc http; do
   for n in 100 1000; do
-    read -r a_rps a_rss < <(run_one agentcol "$proto" "$n")
-    read -r r_rps r_rss < <(run_one rotel "$proto" "$n")
-    printf '%-14s %14s %14s %7s %12s %12s %7s\n' "$proto/$n" "$a_rps" "$r_rps" \
-      "$(python3 -c "print(f'{$a_rps/max($r_rps,1):.2f}x')")" "$a_rss" "$r_rss" \
+    read -r a_rps a_rss a_cpu < <(run_one agentcol "$proto" "$n")
+    read -r r_rps r_rss r_cpu < <(run_one rotel "$proto" "$n")
+    a_eff=$(python3 -c "print(round($a_rps*100/max($a_cpu,1)))")
+    r_eff=$(python3 -c "print(round($r_rps*100/max($r_cpu,1)))")
+    printf '%-10s %13s %12s %6s %8s %8s %15s %15s %6s %9s %9s %6s\n' "$proto/$n" "$a_rps" "$r_rps" \
+      "$(python3 -c "print(f'{$a_rps/max($r_rps,1):.2f}x')")" "$a_cpu" "$r_cpu" "$a_eff" "$r_eff" \
+      "$(python3 -c "print(f'{$a_eff/max($r_eff,1):.2f}x')")" "$a_rss" "$r_rss" \
       "$(python3 -c "print(f'{$a_rss/max($r_rss,0.1):.2f}x')")"
   done
 done

@@ -20,6 +20,12 @@ use clap::{Parser, Subcommand};
 
 use crate::registry::Registry;
 
+/// Decoding OTLP allocates one small object per attribute; with glibc's allocator malloc and
+/// free took ~40% of the collector's CPU under load (perf, BENCHMARKS.md). mimalloc is faster for
+/// that pattern and returns memory to the OS well.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "agentcol",
