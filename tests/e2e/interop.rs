@@ -10,9 +10,9 @@ use crate::support::*;
 
 const N: usize = 25;
 
-fn b_series(signal_items: &str) -> String {
+fn b_series(signal_items: &str, transport: &str) -> String {
     format!(
-        "agentcol_receiver_accepted_{signal_items}_total{{receiver=\"otlp\",transport=\"grpc\"}}"
+        "agentcol_receiver_accepted_{signal_items}_total{{receiver=\"otlp\",transport=\"{transport}\"}}"
     )
 }
 
@@ -60,9 +60,26 @@ fn sdk_to_agentcol_to_peers(protocol: &str) {
     );
     let b = Running::agentcol("agentcol-b", &wb, &fb);
 
-    // A: the collector under test, forwarding both ways.
+    // A: the collector under test, forwarding both ways. With the SDK on gRPC, A sends to B over
+    // gRPC (`otlp`) and to rotel over HTTP (`otlphttp`); with the SDK on HTTP, the other way round,
+    // so each peer receives from both exporters across the two runs.
     let wa = Workdir::new();
     let (a_grpc, a_http, a_metrics) = (free_port(), free_port(), free_port());
+    let (b_transport, to_b, to_rotel, rotel_exporter) = if protocol == "grpc" {
+        (
+            "grpc",
+            format!("otlp:\n    endpoint: 127.0.0.1:{b_grpc}\n    tls: {{insecure: true}}"),
+            format!("otlphttp:\n    endpoint: http://127.0.0.1:{r_http}"),
+            "otlphttp",
+        )
+    } else {
+        (
+            "http",
+            format!("otlphttp:\n    endpoint: http://127.0.0.1:{b_http}"),
+            format!("otlp:\n    endpoint: 127.0.0.1:{r_grpc}\n    tls: {{insecure: true}}"),
+            "otlp",
+        )
+    };
     let fa = wa.write(
         "a.yaml",
         &format!(
@@ -76,11 +93,8 @@ processors:
   batch:
     timeout: 100ms
 exporters:
-  otlp:
-    endpoint: 127.0.0.1:{b_grpc}
-    tls: {{insecure: true}}
-  otlphttp:
-    endpoint: http://127.0.0.1:{r_http}
+  {to_b}
+  {to_rotel}
 service:
   pipelines:
     logs: {{receivers: [otlp], processors: [batch], exporters: [otlp, otlphttp]}}
@@ -113,7 +127,7 @@ service:
 
     let want = N as f64;
     for items in ["log_records", "spans", "metric_points"] {
-        let series = b_series(items);
+        let series = b_series(items, b_transport);
         assert!(
             eventually(Duration::from_secs(20), || metric(b_metrics, &series)
                 >= want),
@@ -125,7 +139,7 @@ service:
     std::thread::sleep(Duration::from_millis(500));
     for items in ["log_records", "spans", "metric_points"] {
         assert_eq!(
-            metric(b_metrics, &b_series(items)),
+            metric(b_metrics, &b_series(items, b_transport)),
             want,
             "{items}: duplicates at B"
         );
@@ -145,9 +159,9 @@ service:
         );
     }
     assert!(r_ok);
-    let sent = "agentcol_exporter_sent_log_records_total{exporter=\"otlphttp\"}";
+    let sent = format!("agentcol_exporter_sent_log_records_total{{exporter=\"{rotel_exporter}\"}}");
     assert!(eventually(Duration::from_secs(5), || metric(
-        a_metrics, sent
+        a_metrics, &sent
     ) == want));
 }
 
