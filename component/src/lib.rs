@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod agent;
 pub mod config;
 pub mod consumer;
 pub mod data;

@@ -1,0 +1,557 @@
+//! Agent event conventions and the identity contract, version 1.
+//!
+//! Every coding-agent event, whichever channel saw it (OTLP, app-server, hooks, rollout files,
+//! transcripts), becomes a log record named by one of [`event`]'s names, carrying the attributes
+//! of [`attr`]. Its identity is an [`EventKey`]:
+//!
+//! ```text
+//! v1|<agent>|<session>|<turn>|<item>|<kind>
+//! ```
+//!
+//! built only from natural ids that every channel shares, so two channels that saw the same
+//! logical event produce the same key, and `dedupe` can merge them:
+//!
+//! | logical event | Codex parts | Claude Code parts |
+//! | --- | --- | --- |
+//! | session start/end | thread id | session id |
+//! | turn start/end | thread, turn id | session, prompt id |
+//! | user prompt | thread, turn | session, prompt id |
+//! | tool call / result | thread, turn, `call_id` | session, prompt id, `tool_use_id` |
+//! | assistant message | thread, turn, message item id | session, prompt id, message id |
+//! | usage | thread, turn, response id | session, prompt id, request id |
+//!
+//! For Claude Code the "turn" part holds the `prompt.id`. Absent parts are empty. `|` and `%`
+//! inside an id are percent-encoded, so any id round-trips. A key built from position because a
+//! channel lacked the id (legacy rollouts have no item ids) has an item part starting with `#`
+//! and is marked with [`attr::KEY_FALLBACK`]; such keys are never equal to an id-based key.
+//!
+//! The contract is versioned: a change to these rules is `v2`, and stored `v1` keys stay valid.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Canonical `event.name` values.
+pub mod event {
+    /// A session (Codex thread, Claude Code session) began.
+    pub const SESSION_START: &str = "agent.session.start";
+    /// A session ended.
+    pub const SESSION_END: &str = "agent.session.end";
+    /// A turn began.
+    pub const TURN_START: &str = "agent.turn.start";
+    /// A turn ended.
+    pub const TURN_END: &str = "agent.turn.end";
+    /// The user's prompt.
+    pub const USER_PROMPT: &str = "agent.user_prompt";
+    /// An assistant message.
+    pub const MESSAGE: &str = "agent.message";
+    /// Model reasoning (summary).
+    pub const REASONING: &str = "agent.reasoning";
+    /// A tool call was requested.
+    pub const TOOL_CALL: &str = "agent.tool.call";
+    /// A tool call's result.
+    pub const TOOL_RESULT: &str = "agent.tool.result";
+    /// The agent asked for approval.
+    pub const APPROVAL_REQUEST: &str = "agent.approval.request";
+    /// An approval was decided.
+    pub const APPROVAL_DECISION: &str = "agent.approval.decision";
+    /// Token usage of one model response.
+    pub const USAGE: &str = "agent.usage";
+    /// The context was compacted.
+    pub const COMPACTION: &str = "agent.compaction";
+    /// A subagent started.
+    pub const SUBAGENT_START: &str = "agent.subagent.start";
+    /// A subagent ended.
+    pub const SUBAGENT_END: &str = "agent.subagent.end";
+    /// A hook ran.
+    pub const HOOK_RUN: &str = "agent.hook.run";
+    /// An error the agent reported.
+    pub const ERROR: &str = "agent.error";
+    /// The capture state of an agent changed (emitted by `health`).
+    pub const CAPTURE_STATE_CHANGED: &str = "agent.capture.state_changed";
+}
+
+/// Attribute keys: OpenTelemetry GenAI names where they exist, `agent.*` for the rest.
+pub mod attr {
+    /// `codex` | `claude_code`.
+    pub const AGENT_NAME: &str = "gen_ai.agent.name";
+    /// `openai` | `anthropic`.
+    pub const PROVIDER_NAME: &str = "gen_ai.provider.name";
+    /// The session (Codex thread) id.
+    pub const CONVERSATION_ID: &str = "gen_ai.conversation.id";
+    /// Tool name.
+    pub const TOOL_NAME: &str = "gen_ai.tool.name";
+    /// Tool call id (`call_id`, `tool_use_id`).
+    pub const TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+    /// Requested model.
+    pub const REQUEST_MODEL: &str = "gen_ai.request.model";
+    /// Turn id (Codex) or prompt id (Claude Code).
+    pub const TURN_ID: &str = "agent.turn.id";
+    /// Item id (message, reasoning, …).
+    pub const ITEM_ID: &str = "agent.item.id";
+    /// Claude Code prompt id.
+    pub const PROMPT_ID: &str = "agent.prompt.id";
+    /// The channel an observation came from (see [`super::Source`]).
+    pub const SOURCE: &str = "agent.source";
+    /// The identity ([`super::EventKey`]).
+    pub const EVENT_KEY: &str = "agent.event.key";
+    /// Every channel that saw the event.
+    pub const EVENT_SOURCES: &str = "agent.event.sources";
+    /// 0 first, +1 each time a better observation updated the event.
+    pub const EVENT_REVISION: &str = "agent.event.revision";
+    /// Present (true) when the key was built from position, not ids.
+    pub const KEY_FALLBACK: &str = "agent.event.key_fallback";
+}
+
+/// The agents agentcol knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Agent {
+    /// OpenAI Codex CLI.
+    Codex,
+    /// Anthropic Claude Code.
+    ClaudeCode,
+}
+
+impl Agent {
+    /// `codex` | `claude_code` (the `gen_ai.agent.name` value and the key part).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agent::Codex => "codex",
+            Agent::ClaudeCode => "claude_code",
+        }
+    }
+
+    /// `openai` | `anthropic`.
+    pub fn provider(self) -> &'static str {
+        match self {
+            Agent::Codex => "openai",
+            Agent::ClaudeCode => "anthropic",
+        }
+    }
+}
+
+impl FromStr for Agent {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        match s {
+            "codex" => Ok(Agent::Codex),
+            "claude_code" => Ok(Agent::ClaudeCode),
+            other => Err(KeyError::UnknownAgent(other.to_string())),
+        }
+    }
+}
+
+/// The channels events arrive on (`agent.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// The agent's own OTLP export.
+    Otlp,
+    /// Codex app-server stream.
+    AppServer,
+    /// Agent hooks.
+    Hook,
+    /// Codex rollout files.
+    Rollout,
+    /// Claude Code transcripts.
+    Transcript,
+}
+
+impl Source {
+    /// `otlp`, `app_server`, `hook`, `rollout`, `transcript`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Otlp => "otlp",
+            Source::AppServer => "app_server",
+            Source::Hook => "hook",
+            Source::Rollout => "rollout",
+            Source::Transcript => "transcript",
+        }
+    }
+}
+
+/// The logical kinds that have a key (the last key part is the event name without `agent.`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// [`event::SESSION_START`].
+    SessionStart,
+    /// [`event::SESSION_END`].
+    SessionEnd,
+    /// [`event::TURN_START`].
+    TurnStart,
+    /// [`event::TURN_END`].
+    TurnEnd,
+    /// [`event::USER_PROMPT`].
+    UserPrompt,
+    /// [`event::MESSAGE`].
+    Message,
+    /// [`event::REASONING`].
+    Reasoning,
+    /// [`event::TOOL_CALL`].
+    ToolCall,
+    /// [`event::TOOL_RESULT`].
+    ToolResult,
+    /// [`event::USAGE`].
+    Usage,
+}
+
+const KINDS: [(Kind, &str); 10] = [
+    (Kind::SessionStart, event::SESSION_START),
+    (Kind::SessionEnd, event::SESSION_END),
+    (Kind::TurnStart, event::TURN_START),
+    (Kind::TurnEnd, event::TURN_END),
+    (Kind::UserPrompt, event::USER_PROMPT),
+    (Kind::Message, event::MESSAGE),
+    (Kind::Reasoning, event::REASONING),
+    (Kind::ToolCall, event::TOOL_CALL),
+    (Kind::ToolResult, event::TOOL_RESULT),
+    (Kind::Usage, event::USAGE),
+];
+
+impl Kind {
+    /// The canonical `event.name`.
+    pub fn event_name(self) -> &'static str {
+        KINDS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, n)| *n)
+            .unwrap_or(event::ERROR)
+    }
+
+    /// The key part: the event name without the `agent.` prefix (`tool.call`).
+    pub fn key_part(self) -> &'static str {
+        let name = self.event_name();
+        name.strip_prefix("agent.").unwrap_or(name)
+    }
+
+    /// Which parts the key of this kind carries besides the session: (turn, item).
+    fn parts(self) -> (bool, bool) {
+        match self {
+            Kind::SessionStart | Kind::SessionEnd => (false, false),
+            Kind::TurnStart | Kind::TurnEnd | Kind::UserPrompt => (true, false),
+            Kind::Message | Kind::Reasoning | Kind::ToolCall | Kind::ToolResult | Kind::Usage => {
+                (true, true)
+            }
+        }
+    }
+}
+
+/// Why a key could not be built or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Not `v1|…` with six parts.
+    #[error("not an agent.event.key v1: {0:?}")]
+    Malformed(String),
+    /// The agent part is not known.
+    #[error("unknown agent {0:?}")]
+    UnknownAgent(String),
+    /// The kind part is not known.
+    #[error("unknown event kind {0:?}")]
+    UnknownKind(String),
+    /// A part this kind requires is empty (or one it must not have is set).
+    #[error("a {kind} key needs {needs}")]
+    Parts {
+        /// The kind.
+        kind: &'static str,
+        /// What was missing or extra.
+        needs: &'static str,
+    },
+}
+
+/// The identity of one logical agent event (contract v1).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventKey {
+    agent: Agent,
+    session: String,
+    turn: String,
+    item: String,
+    kind: Kind,
+}
+
+fn check(kind: Kind, session: &str, turn: &str, item: &str) -> Result<(), KeyError> {
+    let (needs_turn, needs_item) = kind.parts();
+    let name = kind.key_part();
+    if session.is_empty() {
+        return Err(KeyError::Parts {
+            kind: name,
+            needs: "a session id",
+        });
+    }
+    if needs_turn == turn.is_empty() {
+        return Err(KeyError::Parts {
+            kind: name,
+            needs: if needs_turn {
+                "a turn id"
+            } else {
+                "no turn id"
+            },
+        });
+    }
+    if needs_item == item.is_empty() {
+        return Err(KeyError::Parts {
+            kind: name,
+            needs: if needs_item {
+                "an item id"
+            } else {
+                "no item id"
+            },
+        });
+    }
+    Ok(())
+}
+
+impl EventKey {
+    /// A key from natural ids. `turn` and `item` must be present exactly when the kind's row of
+    /// the table says so.
+    pub fn new(
+        agent: Agent,
+        session: &str,
+        turn: Option<&str>,
+        item: Option<&str>,
+        kind: Kind,
+    ) -> Result<Self, KeyError> {
+        let (turn, item) = (turn.unwrap_or(""), item.unwrap_or(""));
+        if item.starts_with('#') {
+            return Err(KeyError::Parts {
+                kind: kind.key_part(),
+                needs: "an item id not starting with #",
+            });
+        }
+        check(kind, session, turn, item)?;
+        Ok(EventKey {
+            agent,
+            session: session.to_string(),
+            turn: turn.to_string(),
+            item: item.to_string(),
+            kind,
+        })
+    }
+
+    /// A key built from position when the channel lacks the item id: the item part is
+    /// `#<position>`. Mark the record with [`attr::KEY_FALLBACK`].
+    pub fn fallback(
+        agent: Agent,
+        session: &str,
+        turn: &str,
+        kind: Kind,
+        position: u64,
+    ) -> Result<Self, KeyError> {
+        let item = format!("#{position}");
+        check(kind, session, turn, &item)?;
+        Ok(EventKey {
+            agent,
+            session: session.to_string(),
+            turn: turn.to_string(),
+            item,
+            kind,
+        })
+    }
+
+    /// The agent.
+    pub fn agent(&self) -> Agent {
+        self.agent
+    }
+    /// The session (thread) id.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+    /// The turn (Codex) or prompt (Claude Code) id; empty for session events.
+    pub fn turn(&self) -> &str {
+        &self.turn
+    }
+    /// The item, call, message, response or request id; empty when the kind has none.
+    pub fn item(&self) -> &str {
+        &self.item
+    }
+    /// The kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+    /// Whether it was built from position.
+    pub fn is_fallback(&self) -> bool {
+        self.item.starts_with('#')
+    }
+}
+
+fn escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '|' => out.push_str("%7C"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn unescape(s: &str) -> Result<String, ()> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        match rest.get(i..i + 3) {
+            Some("%25") => out.push('%'),
+            Some("%7C") => out.push('|'),
+            _ => return Err(()),
+        }
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl fmt::Display for EventKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::from("v1|");
+        s.push_str(self.agent.as_str());
+        for part in [&self.session, &self.turn, &self.item] {
+            s.push('|');
+            escape(part, &mut s);
+        }
+        s.push('|');
+        s.push_str(self.kind.key_part());
+        f.write_str(&s)
+    }
+}
+
+impl FromStr for EventKey {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        let parts: Vec<&str> = s.split('|').collect();
+        let [version, agent, session, turn, item, kind] = parts[..] else {
+            return Err(KeyError::Malformed(s.to_string()));
+        };
+        if version != "v1" {
+            return Err(KeyError::Malformed(s.to_string()));
+        }
+        let agent: Agent = agent.parse()?;
+        let kind = KINDS
+            .iter()
+            .map(|(k, _)| *k)
+            .find(|k| k.key_part() == kind)
+            .ok_or_else(|| KeyError::UnknownKind(kind.to_string()))?;
+        let bad = |_| KeyError::Malformed(s.to_string());
+        let (session, turn, item) = (
+            unescape(session).map_err(bad)?,
+            unescape(turn).map_err(bad)?,
+            unescape(item).map_err(bad)?,
+        );
+        check(kind, &session, &turn, &item)?;
+        Ok(EventKey {
+            agent,
+            session,
+            turn,
+            item,
+            kind,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THREAD: &str = "019a7c3e-5b7d-7e21-9f3a-2c1d4e5f6a7b";
+    const TURN: &str = "019a7c3e-6000-7000-8000-000000000001";
+
+    #[test]
+    fn keys_have_the_documented_shape() {
+        let k = EventKey::new(
+            Agent::Codex,
+            THREAD,
+            Some(TURN),
+            Some("call_abc"),
+            Kind::ToolCall,
+        )
+        .unwrap();
+        assert_eq!(
+            k.to_string(),
+            format!("v1|codex|{THREAD}|{TURN}|call_abc|tool.call")
+        );
+        let s = EventKey::new(Agent::ClaudeCode, "sess", None, None, Kind::SessionStart).unwrap();
+        assert_eq!(s.to_string(), "v1|claude_code|sess|||session.start");
+        assert_eq!(Kind::UserPrompt.event_name(), "agent.user_prompt");
+        assert_eq!(Kind::UserPrompt.key_part(), "user_prompt");
+    }
+
+    #[test]
+    fn the_same_ids_from_any_channel_give_the_same_key() {
+        // A hook's tool_use_id and an OTLP log's call_id name the same call.
+        let from_hook = EventKey::new(
+            Agent::Codex,
+            THREAD,
+            Some(TURN),
+            Some("call_1"),
+            Kind::ToolResult,
+        )
+        .unwrap();
+        let from_otlp: EventKey = from_hook.to_string().parse().unwrap();
+        assert_eq!(from_hook, from_otlp);
+        let call = EventKey::new(
+            Agent::Codex,
+            THREAD,
+            Some(TURN),
+            Some("call_1"),
+            Kind::ToolCall,
+        )
+        .unwrap();
+        assert_ne!(call, from_hook, "call and result are two logical events");
+    }
+
+    #[test]
+    fn every_kind_round_trips_with_awkward_ids() {
+        for (kind, _) in KINDS {
+            let (needs_turn, needs_item) = kind.parts();
+            let k = EventKey::new(
+                Agent::ClaudeCode,
+                "s|1%2",
+                needs_turn.then_some("p|%7C"),
+                needs_item.then_some("toolu_|x"),
+                kind,
+            )
+            .unwrap();
+            let text = k.to_string();
+            assert_eq!(text.split('|').count(), 6, "{text}");
+            assert_eq!(text.parse::<EventKey>().unwrap(), k, "{text}");
+        }
+    }
+
+    #[test]
+    fn parts_are_enforced_per_kind() {
+        assert!(EventKey::new(Agent::Codex, THREAD, None, Some("x"), Kind::ToolCall).is_err());
+        assert!(EventKey::new(Agent::Codex, THREAD, Some(TURN), None, Kind::ToolCall).is_err());
+        assert!(EventKey::new(Agent::Codex, THREAD, Some(TURN), None, Kind::SessionStart).is_err());
+        assert!(EventKey::new(Agent::Codex, "", None, None, Kind::SessionStart).is_err());
+        assert!(
+            EventKey::new(Agent::Codex, THREAD, Some(TURN), Some("#3"), Kind::Message).is_err()
+        );
+    }
+
+    #[test]
+    fn fallback_keys_are_marked_and_never_collide_with_id_keys() {
+        let f = EventKey::fallback(Agent::Codex, THREAD, TURN, Kind::Message, 3).unwrap();
+        assert!(f.is_fallback());
+        assert_eq!(
+            f.to_string(),
+            format!("v1|codex|{THREAD}|{TURN}|#3|message")
+        );
+        assert_eq!(f.to_string().parse::<EventKey>().unwrap(), f);
+        let by_id =
+            EventKey::new(Agent::Codex, THREAD, Some(TURN), Some("3"), Kind::Message).unwrap();
+        assert_ne!(f, by_id);
+    }
+
+    #[test]
+    fn bad_keys_are_rejected_with_a_reason() {
+        for bad in [
+            "",
+            "v2|codex|a|||session.start",
+            "v1|codex|a||session.start",
+            "v1|gemini|a|||session.start",
+            "v1|codex|a|||nap",
+            "v1|codex|a%zz|||session.start",
+            "v1|codex|a|t||tool.call",
+        ] {
+            assert!(bad.parse::<EventKey>().is_err(), "{bad}");
+        }
+    }
+}
