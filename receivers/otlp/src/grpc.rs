@@ -24,6 +24,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
@@ -61,9 +62,64 @@ impl<T: agentcol_component::SignalData> Service<T> {
     }
 }
 
-/// The wire form of a refusal: retryable → UNAVAILABLE, permanent → INTERNAL.
+/// The wire form of a refusal: retryable → UNAVAILABLE with a `google.rpc.RetryInfo` detail
+/// saying when to come back (what `Retry-After` says over HTTP); permanent → INTERNAL.
 fn to_status(e: ConsumeError) -> Status {
-    Status::new(tonic::Code::from(e.grpc_code()), e.reason().to_string())
+    let code = tonic::Code::from(e.grpc_code());
+    let message = e.reason().to_string();
+    match e.retry_after() {
+        Some(after) => {
+            let info = RetryInfo {
+                retry_delay: Some(ProtoDuration {
+                    seconds: after.as_secs() as i64,
+                    nanos: after.subsec_nanos() as i32,
+                }),
+            };
+            let details = RpcStatus {
+                code: e.grpc_code(),
+                message: message.clone(),
+                details: vec![ProtoAny {
+                    type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+                    value: info.encode_to_vec(),
+                }],
+            };
+            Status::with_details(code, message, details.encode_to_vec().into())
+        }
+        None => Status::new(code, message),
+    }
+}
+
+// google.rpc.Status with a RetryInfo detail, as gRPC clients decode it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<ProtoAny>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
 }
 
 #[tonic::async_trait]

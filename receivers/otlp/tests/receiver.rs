@@ -310,6 +310,15 @@ async fn refusals_map_to_retryable_and_permanent_statuses() {
         .unwrap();
     let err = client.export(logs(2)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
+    // The throttle hint travels as a google.rpc.RetryInfo detail: 3 s, field 1 of the Duration.
+    let details = err.details();
+    assert!(!details.is_empty(), "no RetryInfo detail");
+    let text = String::from_utf8_lossy(details);
+    assert!(text.contains("google.rpc.RetryInfo"), "{text}");
+    assert!(
+        details.windows(2).any(|w| w == [0x08, 0x03]),
+        "3 s delay not encoded"
+    );
 
     *r.pipeline.answer.lock().unwrap() = Some(ConsumeError::permanent("bad"));
     let b = body.clone();
