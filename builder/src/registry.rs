@@ -80,6 +80,14 @@ impl Registry {
         {
             r = r.exporter(agentcol_exporter_nop::factory());
         }
+        #[cfg(feature = "processor-dedupe")]
+        if let Some(f) = agentcol_processor_dedupe::factory() {
+            r = r.processor(f);
+        }
+        #[cfg(feature = "exporter-sqlite")]
+        if let Some(f) = agentcol_exporter_sqlite::factory() {
+            r = r.exporter(f);
+        }
         #[cfg(feature = "extension-health-check")]
         {
             r = r.extension(agentcol_extension_health_check::factory());

@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod claude;
 mod cli;
 mod codex;
 mod delivery;

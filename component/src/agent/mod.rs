@@ -30,6 +30,13 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub mod merge;
+pub mod record;
+pub mod value;
+
+pub use merge::{Added, Field, Merged, Precedence};
+pub use record::{AgentRecord, RecordError};
+
 /// Canonical `event.name` values.
 pub mod event {
     /// A session (Codex thread, Claude Code session) began.
@@ -100,6 +107,50 @@ pub mod attr {
     pub const EVENT_REVISION: &str = "agent.event.revision";
     /// Present (true) when the key was built from position, not ids.
     pub const KEY_FALLBACK: &str = "agent.event.key_fallback";
+    /// On a record whose key has a real turn id: the W3C trace id (hex) of that turn, declaring
+    /// the alias `~trace:<hex>` → turn id for the session.
+    pub const ALIAS_TRACE_ID: &str = "agent.alias.trace_id";
+    /// Which channel supplied each field of a merged record (kvlist field → source).
+    pub const EVENT_PROVENANCE: &str = "agent.event.provenance";
+    /// On a tombstone: the key that replaced this provisional key.
+    pub const SUPERSEDED_BY: &str = "agent.event.superseded_by";
+    /// The raw observations new in this revision (array of JSON strings), when `dedupe` is
+    /// asked to attach them (the store archives them, then drops the attribute).
+    pub const EVENT_OBSERVATIONS: &str = "agent.event.observations";
+    /// The agent's native event name (`codex.tool_result`, `claude_code.api_request`, …).
+    pub const NATIVE_NAME: &str = "agent.native.name";
+    /// Tool input (arguments, JSON text).
+    pub const TOOL_INPUT: &str = "agent.tool.input";
+    /// Tool output text.
+    pub const TOOL_OUTPUT: &str = "agent.tool.output";
+    /// Tool exit code (int), when known.
+    pub const TOOL_EXIT_CODE: &str = "agent.tool.exit_code";
+    /// Tool success (bool).
+    pub const TOOL_SUCCESS: &str = "agent.tool.success";
+    /// Duration in milliseconds (int).
+    pub const DURATION_MS: &str = "agent.duration_ms";
+    /// Working directory of the session.
+    pub const CWD: &str = "agent.cwd";
+    /// Git branch of the working directory.
+    pub const GIT_BRANCH: &str = "agent.git.branch";
+    /// Git commit of the working directory.
+    pub const GIT_COMMIT: &str = "agent.git.commit";
+    /// GenAI usage: input tokens (Anthropic rule: input + cache read + cache creation).
+    pub const USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+    /// GenAI usage: output tokens.
+    pub const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+    /// Cached input tokens read.
+    pub const USAGE_CACHE_READ_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+    /// Input tokens written to the cache.
+    pub const USAGE_CACHE_CREATION_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
+    /// Reasoning output tokens.
+    pub const USAGE_REASONING_TOKENS: &str = "agent.usage.reasoning_tokens";
+    /// Total tokens.
+    pub const USAGE_TOTAL_TOKENS: &str = "agent.usage.total_tokens";
+    /// Cost in USD (double).
+    pub const USAGE_COST_USD: &str = "agent.usage.cost_usd";
+    /// What a usage record covers: `response` (one model response) or `turn` (turn total).
+    pub const USAGE_SCOPE: &str = "agent.usage.scope";
 }
 
 /// The agents agentcol knows.
@@ -141,7 +192,10 @@ impl FromStr for Agent {
 }
 
 /// The channels events arrive on (`agent.source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Source {
     /// The agent's own OTLP export.
     Otlp,
@@ -168,6 +222,32 @@ impl Source {
     }
 }
 
+impl FromStr for Source {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        Ok(match s {
+            "otlp" => Source::Otlp,
+            "app_server" => Source::AppServer,
+            "hook" => Source::Hook,
+            "rollout" => Source::Rollout,
+            "transcript" => Source::Transcript,
+            other => return Err(KeyError::UnknownSource(other.to_string())),
+        })
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The logical kinds that have a key (the last key part is the event name without `agent.`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -191,9 +271,19 @@ pub enum Kind {
     ToolResult,
     /// [`event::USAGE`].
     Usage,
+    /// [`event::APPROVAL_REQUEST`].
+    ApprovalRequest,
+    /// [`event::APPROVAL_DECISION`].
+    ApprovalDecision,
+    /// An agent-native record with no canonical meaning (yet): kept as it came, keyed by the
+    /// digest of its content (`#<hex>` item, always a fallback key); the turn part is optional.
+    Native,
 }
 
-const KINDS: [(Kind, &str); 10] = [
+/// `event.name`-less key part of [`Kind::Native`] records (their `event.name` is the native one).
+pub const NATIVE_KEY_PART: &str = "native";
+
+const KINDS: [(Kind, &str); 13] = [
     (Kind::SessionStart, event::SESSION_START),
     (Kind::SessionEnd, event::SESSION_END),
     (Kind::TurnStart, event::TURN_START),
@@ -204,6 +294,9 @@ const KINDS: [(Kind, &str); 10] = [
     (Kind::ToolCall, event::TOOL_CALL),
     (Kind::ToolResult, event::TOOL_RESULT),
     (Kind::Usage, event::USAGE),
+    (Kind::ApprovalRequest, event::APPROVAL_REQUEST),
+    (Kind::ApprovalDecision, event::APPROVAL_DECISION),
+    (Kind::Native, "agent.native"),
 ];
 
 impl Kind {
@@ -223,14 +316,28 @@ impl Kind {
     }
 
     /// Which parts the key of this kind carries besides the session: (turn, item).
+    /// [`Kind::Native`] takes an item and an optional turn (checked separately).
     fn parts(self) -> (bool, bool) {
         match self {
             Kind::SessionStart | Kind::SessionEnd => (false, false),
             Kind::TurnStart | Kind::TurnEnd | Kind::UserPrompt => (true, false),
-            Kind::Message | Kind::Reasoning | Kind::ToolCall | Kind::ToolResult | Kind::Usage => {
-                (true, true)
-            }
+            Kind::Message
+            | Kind::Reasoning
+            | Kind::ToolCall
+            | Kind::ToolResult
+            | Kind::Usage
+            | Kind::ApprovalRequest
+            | Kind::ApprovalDecision
+            | Kind::Native => (true, true),
         }
+    }
+
+    /// The kind of a canonical `event.name`, if it is one (never [`Kind::Native`]).
+    pub fn from_event_name(name: &str) -> Option<Kind> {
+        KINDS
+            .iter()
+            .find(|(k, n)| *n == name && *k != Kind::Native)
+            .map(|(k, _)| *k)
     }
 }
 
@@ -247,6 +354,9 @@ pub enum KeyError {
     /// The kind part is not known.
     #[error("unknown event kind {0:?}")]
     UnknownKind(String),
+    /// Not one of the channel names.
+    #[error("unknown source {0:?}")]
+    UnknownSource(String),
     /// A part this kind requires is empty (or one it must not have is set).
     #[error("a {kind} key needs {needs}")]
     Parts {
@@ -275,6 +385,16 @@ fn check(kind: Kind, session: &str, turn: &str, item: &str) -> Result<(), KeyErr
             kind: name,
             needs: "a session id",
         });
+    }
+    if kind == Kind::Native {
+        return if item.starts_with('#') && item.len() > 1 {
+            Ok(())
+        } else {
+            Err(KeyError::Parts {
+                kind: name,
+                needs: "a #digest item",
+            })
+        };
     }
     if needs_turn == turn.is_empty() {
         return Err(KeyError::Parts {
@@ -366,10 +486,53 @@ impl EventKey {
     pub fn kind(&self) -> Kind {
         self.kind
     }
-    /// Whether it was built from position.
+    /// Whether it was built from position (or, for [`Kind::Native`], from a digest).
     pub fn is_fallback(&self) -> bool {
         self.item.starts_with('#')
     }
+
+    /// A native record's key: the item is `#<digest>`, the turn may be empty.
+    pub fn native(
+        agent: Agent,
+        session: &str,
+        turn: Option<&str>,
+        digest: &str,
+    ) -> Result<Self, KeyError> {
+        let item = format!("#{digest}");
+        let turn = turn.unwrap_or("");
+        check(Kind::Native, session, turn, &item)?;
+        Ok(EventKey {
+            agent,
+            session: session.to_string(),
+            turn: turn.to_string(),
+            item,
+            kind: Kind::Native,
+        })
+    }
+
+    /// Whether the turn part is a provisional alias ([`trace_alias`]) still to be resolved.
+    pub fn has_alias_turn(&self) -> bool {
+        self.turn.starts_with(ALIAS_PREFIX)
+    }
+
+    /// The same key with another turn part (alias resolution).
+    pub fn with_turn(&self, turn: &str) -> EventKey {
+        EventKey {
+            turn: turn.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Prefix of a provisional turn part: `~trace:<32 hex>`. Natural turn ids (UUIDs) never start
+/// with `~`.
+pub const ALIAS_PREFIX: &str = "~";
+
+/// The provisional turn part for a record that knows its turn only by its W3C trace id (Codex
+/// OTLP logs; Claude Code interaction spans). `dedupe` replaces it with the real turn id once
+/// any channel has declared the pair (see [`attr::ALIAS_TRACE_ID`]).
+pub fn trace_alias(trace_hex: &str) -> String {
+    format!("{ALIAS_PREFIX}trace:{trace_hex}")
 }
 
 fn escape(s: &str, out: &mut String) {
@@ -409,6 +572,19 @@ impl fmt::Display for EventKey {
         s.push('|');
         s.push_str(self.kind.key_part());
         f.write_str(&s)
+    }
+}
+
+impl serde::Serialize for EventKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -500,6 +676,9 @@ mod tests {
     #[test]
     fn every_kind_round_trips_with_awkward_ids() {
         for (kind, _) in KINDS {
+            if kind == Kind::Native {
+                continue;
+            }
             let (needs_turn, needs_item) = kind.parts();
             let k = EventKey::new(
                 Agent::ClaudeCode,

@@ -1,0 +1,433 @@
+//! [`AgentRecord`]: a canonical agent event as a typed value, and its exact encoding as an OTLP
+//! log record.
+//!
+//! Receivers build `AgentRecord`s from whatever their channel speaks and send them as log
+//! records ([`AgentRecord::to_log_record`]); `dedupe` and the store read them back
+//! ([`AgentRecord::from_log_record`]). One record is either an *observation* (what one channel
+//! saw once: `agent.source` set, no revision) or a *merged* event (what `dedupe` emits: the
+//! sources that saw it, a revision and per-field provenance). A merged record whose key was
+//! provisional and has been resolved is sent once more as a *tombstone* carrying
+//! `agent.event.superseded_by`, so stores and backends can drop the provisional row.
+//!
+//! Reserved attributes (the key, source, sources, revision, provenance, superseded-by,
+//! observations and `event.name`) live in typed fields; every other attribute, native ones
+//! included, is in [`AgentRecord::attributes`] as JSON.
+
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::common::v1::{any_value::Value as V, AnyValue, ArrayValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use super::value::{any_to_json, hex_id, json_to_any};
+use super::{attr, EventKey, KeyError, Source};
+
+/// `event.name` (the OpenTelemetry event-name attribute).
+pub const EVENT_NAME: &str = "event.name";
+
+/// A canonical agent event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// The identity.
+    pub key: EventKey,
+    /// `event.name`: canonical (`agent.tool.call`) or, for native records, the agent's own.
+    pub name: String,
+    /// The agent's own time of the event, Unix ns (0 when unknown).
+    pub time_unix_nano: u64,
+    /// W3C trace id, hex (empty when none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_id: String,
+    /// Span id, hex (empty when none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub span_id: String,
+    /// Every non-reserved attribute, canonical and native.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Json>,
+    /// The payload (prompt text, message text, tool output, …); `null` when none.
+    #[serde(default)]
+    pub body: Json,
+    /// Observations: the channel that saw it. Merged records: the best-ranked source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// Merged records: every channel that saw it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
+    /// Merged records: 0 first, +1 per further distinct observation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// Merged records: which source supplied each field.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub provenance: BTreeMap<String, Source>,
+    /// Tombstones: the key that replaced this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<EventKey>,
+    /// Raw observations attached by `dedupe` for the store's archive (JSON text each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observations: Vec<String>,
+}
+
+/// Why a log record is not a readable agent record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// No `agent.event.key` attribute: not an agent record.
+    #[error("no agent.event.key attribute")]
+    NotAgent,
+    /// The key or a reserved attribute is unreadable.
+    #[error("bad {attribute}: {reason}")]
+    Bad {
+        /// Which attribute.
+        attribute: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn bad(attribute: &'static str, reason: impl ToString) -> RecordError {
+    RecordError::Bad {
+        attribute,
+        reason: reason.to_string(),
+    }
+}
+
+fn kv(key: &str, value: AnyValue) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+fn string(s: impl Into<String>) -> AnyValue {
+    AnyValue {
+        value: Some(V::StringValue(s.into())),
+    }
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    if s.is_empty() {
+        Vec::new()
+    } else {
+        hex::decode(s).unwrap_or_default()
+    }
+}
+
+impl AgentRecord {
+    /// A new observation from `source`, without attributes or body.
+    pub fn observation(key: EventKey, name: impl Into<String>, source: Source, time_unix_nano: u64) -> Self {
+        AgentRecord {
+            key,
+            name: name.into(),
+            time_unix_nano,
+            trace_id: String::new(),
+            span_id: String::new(),
+            attributes: BTreeMap::new(),
+            body: Json::Null,
+            source: Some(source),
+            sources: Vec::new(),
+            revision: None,
+            provenance: BTreeMap::new(),
+            superseded_by: None,
+            observations: Vec::new(),
+        }
+    }
+
+    /// Sets an attribute (a `null` value is not stored).
+    pub fn set(&mut self, key: &str, value: impl Into<Json>) -> &mut Self {
+        let v = value.into();
+        if !v.is_null() {
+            self.attributes.insert(key.to_string(), v);
+        }
+        self
+    }
+
+    /// An attribute.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        self.attributes.get(key)
+    }
+
+    /// An attribute as text (strings as they are, numbers written out).
+    pub fn text(&self, key: &str) -> Option<String> {
+        match self.attributes.get(key)? {
+            Json::String(s) => Some(s.clone()),
+            Json::Number(n) => Some(n.to_string()),
+            Json::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// An attribute as an integer (ints, or numeric strings).
+    pub fn int(&self, key: &str) -> Option<i64> {
+        match self.attributes.get(key)? {
+            Json::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+            Json::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The body as text, when it is a string.
+    pub fn body_text(&self) -> Option<&str> {
+        self.body.as_str()
+    }
+
+    /// Whether this is a tombstone.
+    pub fn is_tombstone(&self) -> bool {
+        self.superseded_by.is_some()
+    }
+
+    /// The observation in its archive form: deterministic JSON (sorted keys), without the
+    /// merged-only fields. Its digest identifies the observation.
+    pub fn observation_json(&self) -> String {
+        let mut o = self.clone();
+        o.sources.clear();
+        o.revision = None;
+        o.provenance.clear();
+        o.superseded_by = None;
+        o.observations.clear();
+        serde_json::to_string(&o).unwrap_or_default()
+    }
+
+    /// Reads an observation back from its archive form.
+    pub fn from_observation_json(s: &str) -> Result<Self, RecordError> {
+        serde_json::from_str(s).map_err(|e| bad("observation", e))
+    }
+
+    /// The record as an OTLP log record (the exact inverse of [`Self::from_log_record`]).
+    pub fn to_log_record(&self) -> LogRecord {
+        let mut attributes = Vec::with_capacity(self.attributes.len() + 6);
+        attributes.push(kv(EVENT_NAME, string(self.name.clone())));
+        attributes.push(kv(attr::EVENT_KEY, string(self.key.to_string())));
+        if self.key.is_fallback() {
+            attributes.push(kv(
+                attr::KEY_FALLBACK,
+                AnyValue {
+                    value: Some(V::BoolValue(true)),
+                },
+            ));
+        }
+        if let Some(s) = self.source {
+            attributes.push(kv(attr::SOURCE, string(s.as_str())));
+        }
+        if !self.sources.is_empty() {
+            attributes.push(kv(
+                attr::EVENT_SOURCES,
+                AnyValue {
+                    value: Some(V::ArrayValue(ArrayValue {
+                        values: self.sources.iter().map(|s| string(s.as_str())).collect(),
+                    })),
+                },
+            ));
+        }
+        if let Some(r) = self.revision {
+            attributes.push(kv(
+                attr::EVENT_REVISION,
+                AnyValue {
+                    value: Some(V::IntValue(i64::try_from(r).unwrap_or(i64::MAX))),
+                },
+            ));
+        }
+        if !self.provenance.is_empty() {
+            let map: serde_json::Map<String, Json> = self
+                .provenance
+                .iter()
+                .map(|(k, v)| (k.clone(), Json::String(v.as_str().into())))
+                .collect();
+            attributes.push(kv(attr::EVENT_PROVENANCE, json_to_any(&Json::Object(map))));
+        }
+        if let Some(k) = &self.superseded_by {
+            attributes.push(kv(attr::SUPERSEDED_BY, string(k.to_string())));
+        }
+        if !self.observations.is_empty() {
+            attributes.push(kv(
+                attr::EVENT_OBSERVATIONS,
+                AnyValue {
+                    value: Some(V::ArrayValue(ArrayValue {
+                        values: self.observations.iter().map(|o| string(o.clone())).collect(),
+                    })),
+                },
+            ));
+        }
+        for (k, v) in &self.attributes {
+            attributes.push(kv(k, json_to_any(v)));
+        }
+        LogRecord {
+            time_unix_nano: self.time_unix_nano,
+            observed_time_unix_nano: self.time_unix_nano,
+            body: (!self.body.is_null()).then(|| json_to_any(&self.body)),
+            attributes,
+            trace_id: hex_bytes(&self.trace_id),
+            span_id: hex_bytes(&self.span_id),
+            event_name: self.name.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Reads a canonical record. [`RecordError::NotAgent`] when the record has no
+    /// `agent.event.key` (plain OTLP, or a native agent record nobody normalised).
+    pub fn from_log_record(r: &LogRecord) -> Result<Self, RecordError> {
+        let mut key = None;
+        let mut name = None;
+        let mut out = Parts::default();
+        let text = |v: Option<&AnyValue>, a: &'static str| -> Result<String, RecordError> {
+            match v.and_then(|v| v.value.as_ref()) {
+                Some(V::StringValue(s)) => Ok(s.clone()),
+                _ => Err(bad(a, "not a string")),
+            }
+        };
+        for kvp in &r.attributes {
+            let v = kvp.value.as_ref();
+            match kvp.key.as_str() {
+                attr::EVENT_KEY => {
+                    key = Some(
+                        text(v, attr::EVENT_KEY)?
+                            .parse::<EventKey>()
+                            .map_err(|e: KeyError| bad(attr::EVENT_KEY, e))?,
+                    )
+                }
+                EVENT_NAME => name = Some(text(v, EVENT_NAME)?),
+                attr::KEY_FALLBACK => {}
+                attr::SOURCE => {
+                    out.source = Some(
+                        text(v, attr::SOURCE)?
+                            .parse()
+                            .map_err(|e: KeyError| bad(attr::SOURCE, e))?,
+                    )
+                }
+                attr::EVENT_SOURCES => {
+                    let Json::Array(a) = any_to_json(v) else {
+                        return Err(bad(attr::EVENT_SOURCES, "not an array"));
+                    };
+                    for s in a {
+                        let s = s.as_str().ok_or_else(|| bad(attr::EVENT_SOURCES, "not a string"))?;
+                        out.sources
+                            .push(s.parse().map_err(|e: KeyError| bad(attr::EVENT_SOURCES, e))?);
+                    }
+                }
+                attr::EVENT_REVISION => {
+                    out.revision = match v.and_then(|v| v.value.as_ref()) {
+                        Some(V::IntValue(i)) if *i >= 0 => Some(*i as u64),
+                        _ => return Err(bad(attr::EVENT_REVISION, "not a non-negative int")),
+                    }
+                }
+                attr::EVENT_PROVENANCE => {
+                    let Json::Object(m) = any_to_json(v) else {
+                        return Err(bad(attr::EVENT_PROVENANCE, "not a kvlist"));
+                    };
+                    for (f, s) in m {
+                        let s = s.as_str().ok_or_else(|| bad(attr::EVENT_PROVENANCE, "not a string"))?;
+                        out.provenance
+                            .insert(f, s.parse().map_err(|e: KeyError| bad(attr::EVENT_PROVENANCE, e))?);
+                    }
+                }
+                attr::SUPERSEDED_BY => {
+                    out.superseded_by = Some(
+                        text(v, attr::SUPERSEDED_BY)?
+                            .parse()
+                            .map_err(|e: KeyError| bad(attr::SUPERSEDED_BY, e))?,
+                    )
+                }
+                attr::EVENT_OBSERVATIONS => {
+                    let Some(V::ArrayValue(a)) = v.and_then(|v| v.value.as_ref()) else {
+                        return Err(bad(attr::EVENT_OBSERVATIONS, "not an array"));
+                    };
+                    for o in &a.values {
+                        out.observations.push(text(Some(o), attr::EVENT_OBSERVATIONS)?);
+                    }
+                }
+                k => {
+                    let j = any_to_json(v);
+                    if !j.is_null() {
+                        out.attributes.insert(k.to_string(), j);
+                    }
+                }
+            }
+        }
+        let key = key.ok_or(RecordError::NotAgent)?;
+        let name = name
+            .or_else(|| (!r.event_name.is_empty()).then(|| r.event_name.clone()))
+            .unwrap_or_else(|| key.kind().event_name().to_string());
+        Ok(AgentRecord {
+            key,
+            name,
+            time_unix_nano: if r.time_unix_nano != 0 {
+                r.time_unix_nano
+            } else {
+                r.observed_time_unix_nano
+            },
+            trace_id: hex_id(&r.trace_id),
+            span_id: hex_id(&r.span_id),
+            attributes: out.attributes,
+            body: any_to_json(r.body.as_ref()),
+            source: out.source,
+            sources: out.sources,
+            revision: out.revision,
+            provenance: out.provenance,
+            superseded_by: out.superseded_by,
+            observations: out.observations,
+        })
+    }
+}
+
+/// The reserved fields while a log record is read.
+#[derive(Default)]
+struct Parts {
+    attributes: BTreeMap<String, Json>,
+    source: Option<Source>,
+    sources: Vec<Source>,
+    revision: Option<u64>,
+    provenance: BTreeMap<String, Source>,
+    superseded_by: Option<EventKey>,
+    observations: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Agent, Kind};
+    use super::*;
+
+    fn sample() -> AgentRecord {
+        let key = EventKey::new(Agent::Codex, "t1", Some("u1"), Some("call_1"), Kind::ToolResult).unwrap();
+        let mut r = AgentRecord::observation(key, "agent.tool.result", Source::Otlp, 42);
+        r.set("gen_ai.tool.name", "exec_command")
+            .set("agent.tool.exit_code", 0)
+            .set("codex.native", serde_json::json!({"a": [1, 2.5, "x"]}));
+        r.body = Json::String("hi\n".into());
+        r.trace_id = "0af7651916cd43dd8448eb211c80319c".into();
+        r
+    }
+
+    #[test]
+    fn observations_round_trip_through_log_records() {
+        let r = sample();
+        let back = AgentRecord::from_log_record(&r.to_log_record()).unwrap();
+        assert_eq!(back, r);
+        let again = AgentRecord::from_observation_json(&r.observation_json()).unwrap();
+        assert_eq!(again, r);
+    }
+
+    #[test]
+    fn merged_fields_round_trip_too() {
+        let mut r = sample();
+        r.source = Some(Source::Hook);
+        r.sources = vec![Source::Otlp, Source::Hook];
+        r.revision = Some(3);
+        r.provenance.insert("body".into(), Source::Hook);
+        r.observations = vec!["{}".into()];
+        r.superseded_by = Some(r.key.with_turn("u2"));
+        let back = AgentRecord::from_log_record(&r.to_log_record()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn records_without_a_key_are_not_agent_records() {
+        let plain = LogRecord::default();
+        assert_eq!(AgentRecord::from_log_record(&plain), Err(RecordError::NotAgent));
+        let mut bad_key = sample().to_log_record();
+        bad_key.attributes[1].value = Some(string("v1|nope"));
+        assert!(matches!(
+            AgentRecord::from_log_record(&bad_key),
+            Err(RecordError::Bad { .. })
+        ));
+    }
+}

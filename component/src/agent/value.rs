@@ -1,0 +1,236 @@
+//! Attribute values as JSON, and the small readers every agent parser needs.
+//!
+//! Merging and storing agent events works on `serde_json::Value`s: they order and serialise
+//! deterministically (object keys sorted, integers kept apart from doubles), which the
+//! order-independent merge needs, and they are what the store and `export` write. The
+//! conversion from OTLP `AnyValue` is total; the way back is exact for everything OTLP
+//! produced except bytes, which travel as `{"$bytes": "<hex>"}`.
+
+use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList};
+use serde_json::{Map, Number, Value as Json};
+
+/// An OTLP value as JSON. An absent value is `null`.
+pub fn any_to_json(v: Option<&AnyValue>) -> Json {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => Json::Null,
+        Some(V::StringValue(s)) => Json::String(s.clone()),
+        Some(V::BoolValue(b)) => Json::Bool(*b),
+        Some(V::IntValue(i)) => Json::Number((*i).into()),
+        Some(V::DoubleValue(d)) => Number::from_f64(*d)
+            .map(Json::Number)
+            .unwrap_or_else(|| Json::String(d.to_string())),
+        Some(V::ArrayValue(a)) => Json::Array(a.values.iter().map(|v| any_to_json(Some(v))).collect()),
+        Some(V::KvlistValue(kv)) => Json::Object(
+            kv.values
+                .iter()
+                .map(|kv| (kv.key.clone(), any_to_json(kv.value.as_ref())))
+                .collect(),
+        ),
+        // A string-table index means nothing without the table (profiles only).
+        Some(V::StringValueStrindex(_)) => Json::Null,
+        Some(V::BytesValue(b)) => {
+            let mut m = Map::new();
+            m.insert("$bytes".into(), Json::String(hex::encode(b)));
+            Json::Object(m)
+        }
+    }
+}
+
+/// JSON as an OTLP value (`null` → no value).
+pub fn json_to_any(v: &Json) -> AnyValue {
+    let value = match v {
+        Json::Null => None,
+        Json::Bool(b) => Some(V::BoolValue(*b)),
+        Json::Number(n) => Some(match n.as_i64() {
+            Some(i) => V::IntValue(i),
+            None => V::DoubleValue(n.as_f64().unwrap_or(0.0)),
+        }),
+        Json::String(s) => Some(V::StringValue(s.clone())),
+        Json::Array(a) => Some(V::ArrayValue(ArrayValue {
+            values: a.iter().map(json_to_any).collect(),
+        })),
+        Json::Object(m) => {
+            if let (1, Some(Json::String(h))) = (m.len(), m.get("$bytes")) {
+                if let Ok(b) = hex::decode(h) {
+                    return AnyValue {
+                        value: Some(V::BytesValue(b)),
+                    };
+                }
+            }
+            Some(V::KvlistValue(KeyValueList {
+                values: m
+                    .iter()
+                    .map(|(k, v)| KeyValue {
+                        key: k.clone(),
+                        value: Some(json_to_any(v)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }))
+        }
+    };
+    AnyValue { value }
+}
+
+/// The attribute `key`, if present.
+pub fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+}
+
+/// The attribute `key` as text: strings as they are, numbers and booleans written out.
+/// Empty strings count as absent.
+pub fn attr_text(attrs: &[KeyValue], key: &str) -> Option<String> {
+    let s = match attr(attrs, key)?.value.as_ref()? {
+        V::StringValue(s) => s.clone(),
+        V::IntValue(i) => i.to_string(),
+        V::DoubleValue(d) => d.to_string(),
+        V::BoolValue(b) => b.to_string(),
+        _ => return None,
+    };
+    (!s.is_empty()).then_some(s)
+}
+
+/// The attribute `key` as an integer, whether sent as int, double or numeric string
+/// (Codex sends every number as a string).
+pub fn attr_i64(attrs: &[KeyValue], key: &str) -> Option<i64> {
+    match attr(attrs, key)?.value.as_ref()? {
+        V::IntValue(i) => Some(*i),
+        V::DoubleValue(d) if d.is_finite() => Some(*d as i64),
+        V::StringValue(s) => s
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .or_else(|| s.trim().parse::<f64>().ok().filter(|d| d.is_finite()).map(|d| d as i64)),
+        _ => None,
+    }
+}
+
+/// The attribute `key` as a double (int, double or numeric string).
+pub fn attr_f64(attrs: &[KeyValue], key: &str) -> Option<f64> {
+    match attr(attrs, key)?.value.as_ref()? {
+        V::IntValue(i) => Some(*i as f64),
+        V::DoubleValue(d) => Some(*d),
+        V::StringValue(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|d| d.is_finite())
+}
+
+/// The attribute `key` as a boolean (bool, or the strings `true`/`false`).
+pub fn attr_bool(attrs: &[KeyValue], key: &str) -> Option<bool> {
+    match attr(attrs, key)?.value.as_ref()? {
+        V::BoolValue(b) => Some(*b),
+        V::StringValue(s) => match s.trim() {
+            "true" | "True" | "TRUE" => Some(true),
+            "false" | "False" | "FALSE" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// An RFC 3339 timestamp (`2026-11-22T14:11:14.530Z`, offsets allowed) in Unix nanoseconds.
+pub fn parse_rfc3339_nanos(s: &str) -> Option<u64> {
+    let s = s.trim();
+    // `humantime` reads a `+hh:mm` suffix as if it were `Z`: handle offsets first.
+    let t = parse_with_offset(s).or_else(|| humantime::parse_rfc3339_weak(s).ok())?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(d.as_nanos()).ok()
+}
+
+/// `humantime` takes only `Z`; agents may write `+00:00` style offsets.
+fn parse_with_offset(s: &str) -> Option<std::time::SystemTime> {
+    let (base, sign, off) = match s.rfind(['+', '-']) {
+        Some(i) if i > 10 => (&s[..i], &s[i..i + 1], &s[i + 1..]),
+        _ => return None,
+    };
+    let (h, m) = off.split_once(':')?;
+    let secs = h.parse::<u64>().ok()? * 3600 + m.parse::<u64>().ok()? * 60;
+    let t = humantime::parse_rfc3339_weak(base).ok()?;
+    let d = std::time::Duration::from_secs(secs);
+    if sign == "+" {
+        t.checked_sub(d)
+    } else {
+        t.checked_add(d)
+    }
+}
+
+/// Bytes as lowercase hex (trace and span ids); empty stays empty.
+pub fn hex_id(b: &[u8]) -> String {
+    if b.iter().all(|x| *x == 0) {
+        String::new()
+    } else {
+        hex::encode(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_through_json() {
+        let v = AnyValue {
+            value: Some(V::KvlistValue(KeyValueList {
+                values: vec![
+                    KeyValue {
+                        key_strindex: 0,
+                        key: "a".into(),
+                        value: Some(AnyValue {
+                            value: Some(V::IntValue(7)),
+                        }),
+                    },
+                    KeyValue {
+                        key_strindex: 0,
+                        key: "b".into(),
+                        value: Some(AnyValue {
+                            value: Some(V::BytesValue(vec![1, 2])),
+                        }),
+                    },
+                ],
+            })),
+        };
+        let j = any_to_json(Some(&v));
+        assert_eq!(j, serde_json::json!({"a": 7, "b": {"$bytes": "0102"}}));
+        assert_eq!(json_to_any(&j), v);
+    }
+
+    #[test]
+    fn numbers_are_read_whatever_their_wire_type() {
+        let kv = |k: &str, v: V| KeyValue {
+            key_strindex: 0,
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+        };
+        let attrs = vec![
+            kv("s", V::StringValue("9817".into())),
+            kv("i", V::IntValue(3)),
+            kv("d", V::DoubleValue(0.5)),
+            kv("b", V::StringValue("true".into())),
+            kv("bad", V::StringValue("x".into())),
+        ];
+        assert_eq!(attr_i64(&attrs, "s"), Some(9817));
+        assert_eq!(attr_i64(&attrs, "i"), Some(3));
+        assert_eq!(attr_f64(&attrs, "d"), Some(0.5));
+        assert_eq!(attr_bool(&attrs, "b"), Some(true));
+        assert_eq!(attr_i64(&attrs, "bad"), None);
+        assert_eq!(attr_text(&attrs, "i").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn timestamps_parse_to_nanoseconds() {
+        assert_eq!(
+            parse_rfc3339_nanos("2026-11-22T14:11:14.530Z"),
+            Some(1_795_356_674_530_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_nanos("2026-11-22T16:11:14.530+02:00"),
+            Some(1_795_356_674_530_000_000)
+        );
+        assert_eq!(parse_rfc3339_nanos("yesterday"), None);
+    }
+}
