@@ -59,7 +59,8 @@ def events_for(step, body):
     if step["type"] == "message":
         mid = new_id("msg")
         text = step["text"]
-        item = {"type": "message", "id": mid, "role": "assistant", "status": "completed",
+        # `phase: final_answer` is what makes Codex emit its OTEL `codex.agent_response` event.
+        item = {"type": "message", "id": mid, "role": "assistant", "status": "completed", "phase": "final_answer",
                 "content": [{"type": "output_text", "text": text, "annotations": []}]}
         evs.append({"type": "response.output_item.added", "output_index": 0,
                     "item": {**item, "status": "in_progress", "content": []}})

@@ -11,6 +11,23 @@ use serde::{Deserialize, Serialize};
 pub struct OtlpReceiverConfig {
     /// Which protocols to serve; a protocol is on when its key is present.
     pub protocols: Protocols,
+    /// What to do with coding-agent telemetry (Codex, Claude Code).
+    pub agents: AgentsConfig,
+}
+
+/// `agents`: normalisation of agent OTLP into canonical agent events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// Replace agent log records by canonical agent events (native attributes kept) and derive
+    /// turn events from agent spans onto the logs pipeline. Other OTLP is never touched.
+    pub normalize: bool,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig { normalize: true }
+    }
 }
 
 /// `protocols`.

@@ -10,6 +10,7 @@
 //! One instance serves every signal its pipelines take; a signal no pipeline takes answers gRPC
 //! `UNIMPLEMENTED` / HTTP 404.
 
+pub mod agent;
 mod config;
 mod grpc;
 mod http;
@@ -19,10 +20,10 @@ use std::sync::Arc;
 use agentcol_component::telemetry::ReceiverTelemetry;
 use agentcol_component::{
     erase_receiver, module_name, AnyReceiverFactory, Component, ConsumeError, Consumer, Consumers,
-    CreateError, Host, ReceiverFactory, SignalData, SignalStability, Stability,
+    CreateError, Host, Logs, ReceiverFactory, SignalData, SignalStability, Stability, Traces,
 };
 
-pub use config::{GrpcConfig, HttpConfig, OtlpReceiverConfig, Protocols};
+pub use config::{AgentsConfig, GrpcConfig, HttpConfig, OtlpReceiverConfig, Protocols};
 
 /// Factory of the `otlp` receiver.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,6 +46,11 @@ impl ReceiverFactory for OtlpReceiverFactory {
         config: OtlpReceiverConfig,
         consumers: Consumers,
     ) -> Result<Arc<dyn Component>, CreateError> {
+        let consumers = if config.agents.normalize {
+            agent_consumers(&host, consumers)
+        } else {
+            consumers
+        };
         Ok(Arc::new(OtlpReceiver {
             grpc: config
                 .protocols
@@ -56,6 +62,99 @@ impl ReceiverFactory for OtlpReceiverFactory {
                 .map(|c| http::HttpServer::new(host.clone(), c, consumers.clone())),
             host,
         }))
+    }
+}
+
+/// Wraps the pipelines' consumers so agent OTLP is normalised on the way in.
+fn agent_consumers(host: &Host, consumers: Consumers) -> Consumers {
+    let t = host.telemetry();
+    let counters = AgentCounters {
+        canonical: t.counter(
+            "agentcol_receiver_agent_events",
+            "Agent records normalised into canonical agent events.",
+        ),
+        native: t.counter(
+            "agentcol_receiver_agent_native_records",
+            "Agent records with no canonical meaning, kept as agent.native events.",
+        ),
+        fallback: t.counter(
+            "agentcol_receiver_agent_fallback_keys",
+            "Canonical agent events keyed with a fallback because an id was missing.",
+        ),
+        labels: vec![("receiver".to_string(), host.id().to_string())],
+    };
+    let logs = consumers.logs.clone().map(|next| {
+        Arc::new(AgentLogs {
+            next,
+            counters: counters.clone(),
+        }) as Arc<dyn Consumer<Logs>>
+    });
+    let traces = consumers.traces.clone().map(|next| {
+        Arc::new(AgentTraces {
+            next,
+            logs: consumers.logs.clone(),
+        }) as Arc<dyn Consumer<Traces>>
+    });
+    Consumers {
+        traces,
+        metrics: consumers.metrics,
+        logs,
+    }
+}
+
+#[derive(Clone)]
+struct AgentCounters {
+    canonical: agentcol_component::telemetry::CounterFamily,
+    native: agentcol_component::telemetry::CounterFamily,
+    fallback: agentcol_component::telemetry::CounterFamily,
+    labels: agentcol_component::telemetry::Labels,
+}
+
+/// Normalises agent log records in place, then hands the request on.
+struct AgentLogs {
+    next: Arc<dyn Consumer<Logs>>,
+    counters: AgentCounters,
+}
+
+#[agentcol_component::async_trait]
+impl Consumer<Logs> for AgentLogs {
+    async fn consume(&self, mut data: Logs) -> Result<(), ConsumeError> {
+        let stats = agent::normalize_logs(&mut data);
+        let c = &self.counters;
+        for (family, n) in [
+            (&c.canonical, stats.canonical),
+            (&c.native, stats.native),
+            (&c.fallback, stats.fallback),
+        ] {
+            if n > 0 {
+                family.get_or_create(&c.labels).inc_by(n as u64);
+            }
+        }
+        self.next.consume(data).await
+    }
+}
+
+/// Passes spans on untouched and sends the canonical events some agent spans imply to the logs
+/// pipeline; the request is acknowledged when both have accepted.
+struct AgentTraces {
+    next: Arc<dyn Consumer<Traces>>,
+    logs: Option<Arc<dyn Consumer<Logs>>>,
+}
+
+#[agentcol_component::async_trait]
+impl Consumer<Traces> for AgentTraces {
+    async fn consume(&self, data: Traces) -> Result<(), ConsumeError> {
+        let derived = self
+            .logs
+            .as_ref()
+            .and_then(|logs| agent::events_from_spans(&data).map(|d| (logs, d)));
+        match derived {
+            None => self.next.consume(data).await,
+            Some((logs, events)) => {
+                let (a, b) = tokio::join!(self.next.consume(data), logs.consume(events));
+                a.and(b)
+            }
+        }
     }
 }
 

@@ -1,0 +1,344 @@
+//! Agent OTLP → canonical agent events.
+//!
+//! Codex and Claude Code export OTLP in their own dialects (DESIGN §2; `docs/agents.md`). This
+//! module turns what they send into canonical [`AgentRecord`] observations with
+//! `agent.source = otlp`, so the rest of the pipeline handles one convention:
+//!
+//! * **Logs** of an agent are replaced in place by their canonical records. The native
+//!   attributes stay on the record, the native event name moves to `agent.native.name`, the
+//!   payload (prompt, message text, tool output) becomes the body. A native record with no
+//!   canonical meaning is kept as an `agent.native` record (keyed by its content digest), so
+//!   nothing an agent sent is lost. Log records of anything else pass through untouched.
+//! * **Spans** pass through untouched; the few that carry turn facts the logs lack (Codex
+//!   `run_turn` and `session_task.turn`: turn ids, times and token totals; Claude Code
+//!   `claude_code.interaction` and `claude_code.tool`: turn times and tool output) are *also*
+//!   turned into canonical events, sent on the receiver's logs pipeline.
+//! * Metrics pass through untouched (their points carry no turn, only the session at best).
+//!
+//! Ids a record lacks are handled by the identity contract: a record that knows its turn only by
+//! its trace id gets the provisional turn `~trace:<id>`, and records that know both declare the
+//! alias (`agent.alias.trace_id`), which `dedupe` uses to re-key. A record missing an id its
+//! kind needs gets a fallback key (`#<digest>` item, flagged) rather than being dropped.
+
+mod claude;
+mod codex;
+
+use agentcol_component::agent::value::{any_to_json, attr_text, hex_id, parse_rfc3339_nanos};
+use agentcol_component::agent::{attr, trace_alias, Agent, AgentRecord, EventKey, Kind, Source};
+use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use agentcol_component::opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use agentcol_component::opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use agentcol_component::opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::Value as Json;
+
+/// The instrumentation scope of canonical records derived from spans.
+pub const DERIVED_SCOPE: &str = "agentcol.agent";
+
+/// What one normalisation pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Agent records turned into canonical events.
+    pub canonical: usize,
+    /// Agent records kept as `agent.native` events.
+    pub native: usize,
+    /// Canonical events keyed with a fallback because an id was missing.
+    pub fallback: usize,
+}
+
+/// Which agent sent a log record, from its scope, resource or event name.
+fn log_agent(service: Option<&str>, scope: &str, event_name: Option<&str>) -> Option<Agent> {
+    if scope.starts_with("codex_otel")
+        || event_name.is_some_and(|n| n.starts_with("codex."))
+        || service.is_some_and(|s| s.starts_with("codex"))
+    {
+        Some(Agent::Codex)
+    } else if scope.starts_with("com.anthropic.claude_code")
+        || service == Some("claude-code")
+        || event_name.is_some_and(|n| n.starts_with("claude_code."))
+    {
+        Some(Agent::ClaudeCode)
+    } else {
+        None
+    }
+}
+
+/// Normalises the agent records of a logs request in place.
+pub fn normalize_logs(req: &mut ExportLogsServiceRequest) -> Stats {
+    let mut stats = Stats::default();
+    for rl in &mut req.resource_logs {
+        let service = rl
+            .resource
+            .as_ref()
+            .and_then(|r| attr_text(&r.attributes, "service.name"));
+        for sl in &mut rl.scope_logs {
+            let scope = sl.scope.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+            let scope = scope.to_string();
+            let mut out = Vec::with_capacity(sl.log_records.len());
+            for rec in std::mem::take(&mut sl.log_records) {
+                if agentcol_component::agent::value::attr(&rec.attributes, attr::EVENT_KEY).is_some() {
+                    out.push(rec);
+                    continue;
+                }
+                let name = attr_text(&rec.attributes, "event.name");
+                match log_agent(service.as_deref(), &scope, name.as_deref()) {
+                    Some(agent) if name.is_some() => {
+                        let native = Native::from_log(agent, &rec);
+                        let records = match agent {
+                            Agent::Codex => codex::log(&native),
+                            Agent::ClaudeCode => claude::log(&native),
+                        };
+                        let records = if records.is_empty() {
+                            let Some(r) = native.as_native_record() else {
+                                out.push(rec);
+                                continue;
+                            };
+                            stats.native += 1;
+                            vec![r]
+                        } else {
+                            stats.canonical += 1;
+                            records
+                        };
+                        for r in records {
+                            if r.key.is_fallback() && r.key.kind() != Kind::Native {
+                                stats.fallback += 1;
+                            }
+                            out.push(r.to_log_record());
+                        }
+                    }
+                    _ => out.push(rec),
+                }
+            }
+            sl.log_records = out;
+        }
+    }
+    stats
+}
+
+/// Canonical events derived from agent spans, grouped under their resources, or `None` when
+/// the request has no such span.
+pub fn events_from_spans(req: &ExportTraceServiceRequest) -> Option<ExportLogsServiceRequest> {
+    let mut out = ExportLogsServiceRequest::default();
+    for rs in &req.resource_spans {
+        let service = rs
+            .resource
+            .as_ref()
+            .and_then(|r| attr_text(&r.attributes, "service.name"));
+        let mut records: Vec<LogRecord> = Vec::new();
+        for ss in &rs.scope_spans {
+            let scope = ss.scope.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+            for span in &ss.spans {
+                let derived = if scope.starts_with("com.anthropic.claude_code")
+                    || service.as_deref() == Some("claude-code")
+                {
+                    claude::span(span)
+                } else if service.as_deref().is_some_and(|s| s.starts_with("codex"))
+                    || scope.starts_with("codex")
+                {
+                    codex::span(span)
+                } else {
+                    Vec::new()
+                };
+                records.extend(derived.iter().map(AgentRecord::to_log_record));
+            }
+        }
+        if !records.is_empty() {
+            out.resource_logs.push(ResourceLogs {
+                resource: rs.resource.clone(),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(InstrumentationScope {
+                        name: DERIVED_SCOPE.into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        ..Default::default()
+                    }),
+                    log_records: records,
+                    schema_url: String::new(),
+                }],
+                schema_url: rs.schema_url.clone(),
+            });
+        }
+    }
+    (!out.resource_logs.is_empty()).then_some(out)
+}
+
+/// A native agent log record, read once: its attributes as JSON, its time, ids.
+pub(crate) struct Native<'a> {
+    pub agent: Agent,
+    pub rec: &'a LogRecord,
+    /// The native event name, prefixed as the agent's metrics are (`codex.x`, `claude_code.x`).
+    pub name: String,
+    pub time: u64,
+    pub trace: String,
+    pub span: String,
+}
+
+impl<'a> Native<'a> {
+    fn from_log(agent: Agent, rec: &'a LogRecord) -> Self {
+        let raw = attr_text(&rec.attributes, "event.name").unwrap_or_default();
+        let name = match agent {
+            Agent::ClaudeCode if !raw.starts_with("claude_code.") => format!("claude_code.{raw}"),
+            _ => raw,
+        };
+        let time = attr_text(&rec.attributes, "event.timestamp")
+            .and_then(|t| parse_rfc3339_nanos(&t))
+            .or((rec.time_unix_nano != 0).then_some(rec.time_unix_nano))
+            .unwrap_or(rec.observed_time_unix_nano);
+        Native {
+            agent,
+            rec,
+            name,
+            time,
+            trace: hex_id(&rec.trace_id),
+            span: hex_id(&rec.span_id),
+        }
+    }
+
+    pub fn text(&self, key: &str) -> Option<String> {
+        attr_text(&self.rec.attributes, key)
+    }
+
+    pub fn attrs(&self) -> &[KeyValue] {
+        &self.rec.attributes
+    }
+
+    /// The provisional turn from the trace id, if the record has one.
+    pub fn trace_turn(&self) -> Option<String> {
+        (!self.trace.is_empty()).then(|| trace_alias(&self.trace))
+    }
+
+    /// A canonical observation of `kind` under `key`, with every native attribute kept.
+    pub fn record(&self, key: EventKey) -> AgentRecord {
+        let mut r = AgentRecord::observation(
+            key.clone(),
+            key.kind().event_name(),
+            Source::Otlp,
+            self.time,
+        );
+        r.trace_id = self.trace.clone();
+        r.span_id = self.span.clone();
+        for kv in &self.rec.attributes {
+            if kv.key == "event.name" {
+                continue;
+            }
+            r.set(
+                &kv.key,
+                any_to_json(kv.value.as_ref()),
+            );
+        }
+        if self.rec.body.is_some() {
+            r.set(
+                "agent.native.body",
+                any_to_json(self.rec.body.as_ref()),
+            );
+        }
+        r.set(attr::NATIVE_NAME, self.name.clone());
+        common(&mut r, self.agent, key.session());
+        if !key.turn().is_empty() && !key.has_alias_turn() {
+            r.set(attr::TURN_ID, key.turn().to_string());
+        }
+        r
+    }
+
+    /// The digest of the native record's content (stable across re-sends).
+    pub fn digest(&self) -> String {
+        use prost::Message;
+        let mut r = self.rec.clone();
+        r.observed_time_unix_nano = 0;
+        format!("{:016x}", xxhash(&r.encode_to_vec()))
+    }
+
+    /// The record as an `agent.native` event, for names without a canonical meaning. The
+    /// session part is `#unknown` when the record does not say its session.
+    pub fn as_native_record(&self) -> Option<AgentRecord> {
+        let session = self
+            .text(session_attr(self.agent))
+            .unwrap_or_else(|| "#unknown".into());
+        let turn = match self.agent {
+            Agent::ClaudeCode => self.text("prompt.id").or_else(|| self.trace_turn()),
+            Agent::Codex => self.text("turn.id").or_else(|| self.trace_turn()),
+        };
+        let key = EventKey::native(self.agent, &session, turn.as_deref(), &self.digest()).ok()?;
+        let mut r = self.record(key);
+        r.name = self.name.clone();
+        r.attributes.remove("agent.native.body");
+        r.body = self
+            .rec
+            .body
+            .as_ref()
+            .map(|b| any_to_json(Some(b)))
+            .unwrap_or(Json::Null);
+        Some(r)
+    }
+
+    /// A key with the ids given, or a flagged fallback key (`#<digest>` item) when the item
+    /// id the kind needs is missing. `None` without a session or turn.
+    pub fn key(
+        &self,
+        session: Option<String>,
+        turn: Option<String>,
+        item: Option<String>,
+        kind: Kind,
+    ) -> Option<EventKey> {
+        let (session, turn) = (session?, turn?);
+        EventKey::new(self.agent, &session, Some(&turn), item.as_deref(), kind)
+            .ok()
+            .or_else(|| {
+                let position = xxhash(self.digest().as_bytes()) >> 1;
+                EventKey::fallback(self.agent, &session, &turn, kind, position).ok()
+            })
+    }
+}
+
+fn xxhash(b: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(b)
+}
+
+/// The attribute that names the session in an agent's native records.
+pub(crate) fn session_attr(agent: Agent) -> &'static str {
+    match agent {
+        Agent::Codex => "conversation.id",
+        Agent::ClaudeCode => "session.id",
+    }
+}
+
+/// The attributes every canonical record carries.
+pub(crate) fn common(r: &mut AgentRecord, agent: Agent, session: &str) {
+    r.set(attr::AGENT_NAME, agent.as_str());
+    r.set(attr::PROVIDER_NAME, agent.provider());
+    if !session.starts_with('#') {
+        r.set(attr::CONVERSATION_ID, session.to_string());
+    }
+}
+
+/// A canonical record derived from a span (times in Unix ns).
+pub(crate) fn span_record(agent: Agent, key: EventKey, span: &Span, time: u64) -> AgentRecord {
+    let mut r = AgentRecord::observation(key.clone(), key.kind().event_name(), Source::Otlp, time);
+    r.trace_id = hex_id(&span.trace_id);
+    r.span_id = hex_id(&span.span_id);
+    r.set(attr::NATIVE_NAME, span.name.clone());
+    common(&mut r, agent, key.session());
+    if !key.turn().is_empty() && !key.has_alias_turn() {
+        r.set(attr::TURN_ID, key.turn().to_string());
+    }
+    r
+}
+
+/// `Process exited with code N` (Codex unified exec) or `Exit code: N` (older shells).
+pub(crate) fn exit_code(output: &str) -> Option<i64> {
+    for marker in ["Process exited with code ", "Exit code: ", "exit code "] {
+        if let Some(i) = output.find(marker) {
+            let rest = &output[i + marker.len()..];
+            let digits: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '-')
+                .collect();
+            if let Ok(n) = digits.parse() {
+                return Some(n);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;
