@@ -11,3 +11,4 @@ mod codex;
 mod delivery;
 mod interop;
 mod otlp;
+mod store;

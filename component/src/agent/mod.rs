@@ -20,10 +20,31 @@
 //! | assistant message | thread, turn, message item id | session, prompt id, message id |
 //! | usage | thread, turn, response id | session, prompt id, request id |
 //!
-//! For Claude Code the "turn" part holds the `prompt.id`. Absent parts are empty. `|` and `%`
-//! inside an id are percent-encoded, so any id round-trips. A key built from position because a
-//! channel lacked the id (legacy rollouts have no item ids) has an item part starting with `#`
-//! and is marked with [`attr::KEY_FALLBACK`]; such keys are never equal to an id-based key.
+//! | approval request / decision | thread, turn, `call_id` | session, prompt id, `tool_use_id` |
+//! | native record (no canonical meaning) | thread, turn or none, `#<digest>` | session, prompt or none, `#<digest>` |
+//!
+//! Rules that the table does not show:
+//!
+//! * For Claude Code the "turn" part holds the `prompt.id`.
+//! * The assistant-message item of Claude Code is the API `request_id` (OTLP and the transcript
+//!   both carry it; the API message id only the transcript), so all channels agree.
+//! * Codex usage comes per response (`response_id`) from the rollout and app-server, and as a
+//!   turn total (item `turn`, `agent.usage.scope = turn`) from the `session_task.turn` span;
+//!   the two never collide, and readers take the total when present, else the sum.
+//! * Absent parts are empty. `|` and `%` inside an id are percent-encoded, so any id
+//!   round-trips.
+//! * **Fallbacks.** A key built from position or content because a channel lacked an id
+//!   (legacy rollouts have no item ids; a record without `call_id`) has an item part starting
+//!   with `#` and is marked with [`attr::KEY_FALLBACK`]; such keys never equal an id-based key.
+//!   A record that does not even name its session gets the session part `#unknown`.
+//! * **Aliases.** A record that knows its turn only by its W3C trace id (Codex OTLP logs, Claude
+//!   Code interaction spans) gets the provisional turn part `~trace:<hex>` ([`trace_alias`]). A
+//!   record that knows both declares the pair with [`attr::ALIAS_TRACE_ID`]; `dedupe` then
+//!   re-keys every provisional record of that session and trace to the real turn and sends a
+//!   tombstone ([`attr::SUPERSEDED_BY`]) for a provisional key it had already emitted.
+//! * **Native records.** An agent record with no canonical meaning (Codex `codex.sse_event`,
+//!   an event name added by a later agent version) is kept as [`Kind::Native`], keyed by the
+//!   digest of its content so a re-sent record lands on the same key.
 //!
 //! The contract is versioned: a change to these rules is `v2`, and stored `v1` keys stay valid.
 

@@ -1,0 +1,254 @@
+//! The session store end to end: agent OTLP → `otlp` receiver (normalised) → `dedupe` →
+//! `sqlite`, through the real binary. The captured requests of the real agents
+//! (tests/fixtures, made by tests/agents/capture_fixtures.sh) are replayed over HTTP in several
+//! ways — once in order, twice, in reverse, with the collector restarted in between — and every
+//! table of the store must end up with the same content.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::support::*;
+
+/// A collector that stores agent sessions: the default pipeline shape on test ports.
+pub fn store_config(grpc: u16, http: u16, metrics: u16) -> String {
+    format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+      http:
+        endpoint: 127.0.0.1:{http}
+processors:
+  dedupe/store:
+    settle_window: 0s
+exporters:
+  sqlite: {{}}
+  nop: {{}}
+service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [dedupe/store]
+      exporters: [sqlite]
+    traces:
+      receivers: [otlp]
+      exporters: [nop]
+    metrics:
+      receivers: [otlp]
+      exporters: [nop]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+"#
+    )
+}
+
+/// A store collector with its ports.
+pub struct Store {
+    pub work: Workdir,
+    pub config: PathBuf,
+    pub http: u16,
+    pub metrics: u16,
+}
+
+impl Store {
+    pub fn new() -> Store {
+        let work = Workdir::new();
+        let (grpc, http, metrics) = (free_port(), free_port(), free_port());
+        let config = work.write("store.yaml", &store_config(grpc, http, metrics));
+        Store {
+            work,
+            config,
+            http,
+            metrics,
+        }
+    }
+
+    pub fn start(&self) -> Running {
+        Running::agentcol("agentcol", &self.work, &self.config)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.work.root().join("agentcol.db")
+    }
+
+    /// `agentcol ARGS` against this store's root.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        agentcol(&self.work.root(), args)
+    }
+}
+
+/// The captured requests of an agent, in arrival order: (URL path, JSON body).
+pub fn captured(agent: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(agent)
+        .join("otlp");
+    let index = std::fs::read_to_string(dir.join("index.jsonl")).expect("fixture index");
+    index
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).expect("index line");
+            let file = e["file"].as_str().expect("file");
+            let signal = e["signal"].as_str().expect("signal");
+            let body = std::fs::read(dir.join(file)).expect("fixture");
+            (format!("/v1/{signal}"), body)
+        })
+        .collect()
+}
+
+pub fn post(port: u16, requests: &[(String, Vec<u8>)]) {
+    for (path, body) in requests {
+        let r = http(
+            port,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body,
+        );
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+}
+
+/// Every table's content, rows in primary-key order, as text.
+pub fn dump(db: &Path) -> String {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open store");
+    let mut tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    tables.sort();
+    let mut out = String::new();
+    for t in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |row| {
+                let mut cells = Vec::with_capacity(n);
+                for i in 0..n {
+                    let v: rusqlite::types::Value = row.get(i)?;
+                    cells.push(format!("{v:?}"));
+                }
+                Ok(cells.join(" | "))
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        rows.sort();
+        out.push_str(&format!("## {t} ({} rows)\n", rows.len()));
+        for r in rows {
+            out.push_str(&r);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn count(db: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open store");
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+/// Delivers `requests` to a fresh store (restarting the collector at each `None`), stops it
+/// cleanly and returns the dump of the store.
+fn deliver(plan: &[Option<&[(String, Vec<u8>)]>]) -> String {
+    let store = Store::new();
+    let mut running = store.start();
+    for step in plan {
+        match step {
+            Some(reqs) => post(store.http, reqs),
+            None => {
+                assert_eq!(running.terminate(Duration::from_secs(20)), Some(0));
+                running = store.start();
+            }
+        }
+    }
+    assert_eq!(running.terminate(Duration::from_secs(20)), Some(0));
+    dump(&store.db())
+}
+
+fn same_store_whatever_the_delivery(agent: &str) {
+    let reqs = captured(agent);
+    let reversed: Vec<_> = reqs.iter().rev().cloned().collect();
+    let half = reqs.len() / 2;
+    let once = deliver(&[Some(&reqs)]);
+    assert!(once.contains("user_prompt"), "{once}");
+    for (name, got) in [
+        ("twice", deliver(&[Some(&reqs), Some(&reqs)])),
+        ("reversed", deliver(&[Some(&reversed)])),
+        (
+            "restarted in between",
+            deliver(&[Some(&reqs[..half]), None, Some(&reqs[half..]), Some(&reqs)]),
+        ),
+    ] {
+        if got != once {
+            let diff: Vec<String> = once
+                .lines()
+                .zip(got.lines())
+                .filter(|(a, b)| a != b)
+                .take(6)
+                .map(|(a, b)| format!("- {a}\n+ {b}"))
+                .collect();
+            panic!("{agent}: delivered {name}, the store differs:\n{}", diff.join("\n"));
+        }
+    }
+}
+
+#[test]
+fn codex_capture_stores_identically_delivered_twice_reversed_or_across_a_restart() {
+    same_store_whatever_the_delivery("codex");
+}
+
+#[test]
+fn claude_capture_stores_identically_delivered_twice_reversed_or_across_a_restart() {
+    same_store_whatever_the_delivery("claude");
+}
+
+#[test]
+fn captured_codex_session_replays_from_the_store_alone() {
+    let store = Store::new();
+    let mut running = store.start();
+    post(store.http, &captured("codex"));
+    assert_eq!(running.terminate(Duration::from_secs(20)), Some(0));
+    let db = store.db();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM sessions"), 1);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM turns"), 2);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM tool_calls WHERE exit_code = 0"), 1);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM events WHERE turn_id LIKE '~%'"),
+        0,
+        "every provisional turn was resolved"
+    );
+    let list = store.cli(&["sessions", "list"]);
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    let thread = list
+        .stdout
+        .split_whitespace()
+        .find(|w| w.len() == 36 && w.matches('-').count() == 4)
+        .unwrap_or_else(|| panic!("no session id in: {}", list.stdout))
+        .to_string();
+    let replay = store.cli(&["sessions", "replay", &thread]);
+    assert_eq!(replay.code, Some(0), "{}", replay.stderr);
+    let t = &replay.stdout;
+    let at = |needle: &str| {
+        t.find(needle)
+            .unwrap_or_else(|| panic!("replay lacks {needle:?}:\n{t}"))
+    };
+    assert!(at("Say hello") < at("Hello from the mock model"));
+    assert!(at("Hello from the mock model") < at("Run echo hi"));
+    assert!(at("Run echo hi") < at("echo hi\""));
+    assert!(at("exit 0") < at("Turn two is done"));
+}
