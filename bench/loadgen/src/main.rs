@@ -37,6 +37,96 @@ struct Args {
     /// Seconds of unmeasured load first.
     #[arg(long, default_value_t = 2)]
     warmup: u64,
+    /// Send a new session's events in every request (Codex turns: prompt, tool decision,
+    /// tool result, answer), so a deduplicating store has new events to write each time,
+    /// instead of the same pre-encoded request.
+    #[arg(long)]
+    unique: bool,
+}
+
+/// Request `seq`: `n` records of a fresh Codex thread, four per turn, shaped as Codex 0.169
+/// sends them (every attribute a string, the turn known by trace id, the answer by turn id).
+fn unique_request(n: usize, seq: u64) -> ExportLogsServiceRequest {
+    let thread = format!("019a7c3e-0000-7000-8000-{seq:012x}");
+    let records = (0..n)
+        .map(|i| {
+            let turn = i / 4;
+            let mut trace = [0u8; 16];
+            trace[..8].copy_from_slice(&seq.to_be_bytes());
+            trace[8..].copy_from_slice(&(turn as u64 + 1).to_be_bytes());
+            let call = format!("call_{seq:x}_{turn}");
+            let time = 1_795_000_000_000_000_000 + seq * 1_000_000 + i as u64;
+            let mut attrs = vec![
+                kv("conversation.id", &thread),
+                kv("event.timestamp", "2026-11-22T14:11:14.530Z"),
+                kv("model", "gpt-5.5"),
+                kv("originator", "codex_exec"),
+            ];
+            match i % 4 {
+                0 => {
+                    attrs.push(kv("event.name", "codex.user_prompt"));
+                    attrs.push(kv("prompt", "List the files and explain the layout of this crate."));
+                }
+                1 => {
+                    attrs.push(kv("event.name", "codex.tool_decision"));
+                    attrs.push(kv("tool_name", "exec_command"));
+                    attrs.push(kv("call_id", &call));
+                    attrs.push(kv("decision", "approved"));
+                }
+                2 => {
+                    attrs.push(kv("event.name", "codex.tool_result"));
+                    attrs.push(kv("tool_name", "exec_command"));
+                    attrs.push(kv("call_id", &call));
+                    attrs.push(kv("arguments", "{\"cmd\": \"ls -la\", \"yield_time_ms\": 5000}"));
+                    attrs.push(kv("duration_ms", "91"));
+                    attrs.push(kv("success", "true"));
+                    attrs.push(kv("output", "Process exited with code 0\nOutput:\ntotal 48\n-rw-r--r-- 1 dev dev 1320 Cargo.toml\n-rw-r--r-- 1 dev dev 911 README.md\ndrwxr-xr-x 3 dev dev 4096 src\n"));
+                }
+                _ => {
+                    attrs.push(kv("event.name", "codex.agent_response"));
+                    attrs.push(kv("turn.id", &format!("019a7c3e-{seq:04x}-7000-8000-{turn:012x}")));
+                    attrs.push(kv("item.id", &format!("msg_{seq:x}_{turn}")));
+                    attrs.push(kv("response", "The crate has a Cargo.toml, a README and a src folder; src holds the library."));
+                }
+            }
+            LogRecord {
+                observed_time_unix_nano: time,
+                attributes: attrs,
+                trace_id: trace.to_vec(),
+                span_id: vec![1; 8],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "codex_exec"), kv("service.version", "0.169.0")],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: "codex_otel.log_only".into(),
+                    ..Default::default()
+                }),
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The body of the next request: the fixed one, or a fresh session's.
+fn next_body(args: &Args, fixed: &Bytes) -> Bytes {
+    if args.unique {
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Bytes::from(unique_request(args.records_per_request, seq).encode_to_vec())
+    } else {
+        fixed.clone()
+    }
 }
 
 fn s(v: &str) -> Option<AnyValue> {
@@ -171,9 +261,10 @@ async fn sender(
                 if start >= until {
                     break;
                 }
+                let req = next_body(args, &body);
                 grpc.ready().await?;
                 let r = grpc
-                    .unary(tonic::Request::new(body.clone()), path.clone(), RawCodec)
+                    .unary(tonic::Request::new(req), path.clone(), RawCodec)
                     .await;
                 if start >= measure_from {
                     tally
@@ -197,7 +288,7 @@ async fn sender(
                 let r = client
                     .post(&url)
                     .header("content-type", "application/x-protobuf")
-                    .body(body.clone())
+                    .body(next_body(args, &body))
                     .send()
                     .await;
                 let ok = match r {
