@@ -217,6 +217,8 @@ for agent, all_spans in (("codex", False), ("claude", True)):
         f.writelines(json.dumps(e) + "\n" for e in index)
     with open(os.path.join(work, agent, "stdout.txt")) as f, open(os.path.join(dest, "stdout.txt"), "w") as g:
         g.write(scrub_text(f.read()))
+    if not any(e["signal"] == "logs" for e in index):
+        sys.exit(f"{agent}: no logs were recorded; see {src}")
     size = sum(os.path.getsize(os.path.join(r, n)) for r, _, ns in os.walk(dest) for n in ns)
     print(f"{agent}: {len(index)} requests kept, {size // 1024} KB in {os.path.relpath(dest)}")
 PY

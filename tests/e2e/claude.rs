@@ -4,6 +4,7 @@
 //! Bash `echo hi`, Claude runs it, and the model answers. Everything Claude emits arrives and is
 //! acknowledged, and the ids the mock and the transcript know reach agentcol.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,12 +37,52 @@ fn result_text(block: &Value) -> String {
     }
 }
 
-#[test]
-fn real_claude_print_turn_with_bash_reaches_agentcol_over_otlp() {
-    let test = "real_claude_print_turn_with_bash_reaches_agentcol_over_otlp";
-    let Some(claude) = claude_bin(test) else {
-        return;
-    };
+/// Claude's log records in the debug exporter's detailed output: event name (`claude_code.<name>`
+/// without the prefix) to the `event.sequence` numbers seen. The name is the record's body, or
+/// `agent.native.body` when the receiver normalised the record into canonical agent events (one
+/// native record can then yield several, which share the sequence number).
+fn claude_records(out: &str) -> BTreeMap<String, BTreeSet<i64>> {
+    let mut found: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let (mut name, mut seq, mut native) = (None, None, None);
+    for line in out.lines() {
+        let line = line.trim();
+        if line.starts_with("LogRecord #") {
+            (name, seq, native) = (None, None, None);
+        } else if let Some(v) = line.strip_prefix("Body: Str(claude_code.") {
+            name = v.strip_suffix(')').map(str::to_string);
+        } else if let Some(v) = line.strip_prefix("-> agent.native.body: Str(claude_code.") {
+            native = v.strip_suffix(')').map(str::to_string);
+        } else if let Some(v) = line.strip_prefix("-> event.sequence: Int(") {
+            seq = v.strip_suffix(')').and_then(|n| n.parse::<i64>().ok());
+        } else if line.starts_with("Flags: ") {
+            if let (Some(n), Some(s)) = (native.take().or(name.take()), seq.take()) {
+                found.entry(n).or_default().insert(s);
+            }
+        }
+    }
+    found
+}
+
+/// A finished scripted `claude -p` turn and what the test learned about it from sources
+/// independent of agentcol (the mock's log, the transcript).
+pub struct ClaudeRun {
+    /// Holds HOME, CLAUDE_CONFIG_DIR (with the transcript) and the workspace; removed on drop.
+    #[allow(dead_code)] // held for its Drop
+    pub dir: tempfile::TempDir,
+    pub script: Value,
+    #[allow(dead_code)] // for tests that look at Claude's own answer
+    pub stdout: String,
+    pub session: String,
+    pub prompt_id: String,
+    pub tool_use_id: String,
+    /// Every answered /v1/messages request, and those of the main conversation.
+    pub messages: Vec<Value>,
+    pub main: Vec<Value>,
+}
+
+/// Runs the real `claude -p "Run echo hi" --allowedTools Bash` offline against the scripted
+/// mock Anthropic API, exporting OTLP logs, metrics and traces to `http`.
+pub fn run_claude_bash(claude: &Path, http: u16, test: &str) -> ClaudeRun {
     // Claude's sockets (CLAUDE_CODE_TMPDIR/cc-socks/<pid>.sock) must stay under ~103 bytes, so
     // the directory names are short.
     let dir = tempfile::Builder::new()
@@ -72,13 +113,6 @@ fn real_claude_print_turn_with_bash_reaches_agentcol_over_otlp() {
     );
     let mock_port = std::fs::read_to_string(&port_file).unwrap();
 
-    let w = Workdir::new();
-    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
-    let cfg = w.write(
-        "agentcol.yaml",
-        &crate::otlp::sink_config(grpc, http, metrics, "  debug:\n    verbosity: detailed"),
-    );
-    let a = Running::agentcol("agentcol", &w, &cfg);
 
     // A clean environment: nothing of the caller's (an outer Claude session, API keys, proxies)
     // leaks in. NONESSENTIAL_TRAFFIC keeps every connection on 127.0.0.1; traces need the beta
@@ -150,13 +184,14 @@ fn real_claude_print_turn_with_bash_reaches_agentcol_over_otlp() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let messages: Vec<&Value> = requests
+    let messages: Vec<Value> = requests
         .iter()
+        .cloned()
         .filter(|r| r["answer"]["request_id"].is_string())
         .collect();
-    let main: Vec<&Value> = messages
+    let main: Vec<Value> = messages
         .iter()
-        .copied()
+        .cloned()
         .filter(|r| r["answer"]["kind"] == "main")
         .collect();
     let steps: Vec<i64> = main
@@ -202,29 +237,65 @@ fn real_claude_print_turn_with_bash_reaches_agentcol_over_otlp() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find_map(|v| v["promptId"].as_str().map(str::to_string))
         .expect("a promptId in the transcript");
+    ClaudeRun {
+        dir,
+        script,
+        stdout,
+        session,
+        prompt_id,
+        tool_use_id,
+        messages,
+        main,
+    }
+}
+
+#[test]
+fn real_claude_print_turn_with_bash_reaches_agentcol_over_otlp() {
+    let test = "real_claude_print_turn_with_bash_reaches_agentcol_over_otlp";
+    let Some(claude) = claude_bin(test) else {
+        return;
+    };
+    let w = Workdir::new();
+    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
+    let cfg = w.write(
+        "agentcol.yaml",
+        &crate::otlp::sink_config(grpc, http, metrics, "  debug:\n    verbosity: detailed"),
+    );
+    let a = Running::agentcol("agentcol", &w, &cfg);
+    let run = run_claude_bash(&claude, http, test);
+    let ClaudeRun {
+        script,
+        session,
+        prompt_id,
+        tool_use_id,
+        messages,
+        main,
+        ..
+    } = &run;
 
     // Claude flushes its exporters before it exits; all of it reached agentcol's debug exporter.
-    let body = |name: &str| format!("Body: Str(claude_code.{name})");
     let span = |name: &str| format!("    Name           : claude_code.{name}");
     let done = a.wait_until(Duration::from_secs(15), |out| {
-        out.matches(&body("api_request")).count() >= main.len()
-            && out.contains(&body("tool_result"))
+        let records = claude_records(out);
+        records.get("api_request").map_or(0, BTreeSet::len) >= main.len()
+            && records.contains_key("tool_result")
             && out.lines().any(|l| l == span("interaction"))
             && out.contains("claude_code.session.count ")
     });
     let out = a.output();
     assert!(done, "not everything arrived:\n{out}");
-    let count = |needle: &str| out.matches(needle).count();
+    let records = claude_records(&out);
+    let count = |name: &str| records.get(name).map_or(0, BTreeSet::len);
     let lines = |line: &str| out.lines().filter(|l| *l == line).count();
-    assert_eq!(count(&body("user_prompt")), 1);
-    assert_eq!(count(&body("tool_decision")), 1);
-    assert_eq!(count(&body("tool_result")), 1);
+    assert_eq!(count("user_prompt"), 1, "{records:?}");
+    assert_eq!(count("tool_decision"), 1, "{records:?}");
+    assert_eq!(count("tool_result"), 1, "{records:?}");
     assert_eq!(
-        count(&body("api_request")),
+        count("api_request"),
         messages.len(),
         "one api_request per answered /v1/messages call"
     );
-    assert_eq!(count(&body("assistant_response")), main.len());
+    assert_eq!(count("assistant_response"), main.len());
     assert!(out.contains(&format!("session.id: Str({session})")));
     assert!(
         out.contains(&format!("prompt.id: Str({prompt_id})")),
@@ -234,7 +305,7 @@ fn real_claude_print_turn_with_bash_reaches_agentcol_over_otlp() {
         out.contains(&format!("tool_use_id: Str({tool_use_id})")),
         "the tool_use id from the model reaches the logs and spans"
     );
-    for r in &main {
+    for r in main {
         let request_id = r["answer"]["request_id"].as_str().unwrap();
         assert!(out.contains(&format!("request_id: Str({request_id})")));
     }
@@ -277,4 +348,83 @@ fn real_claude_print_turn_with_bash_reaches_agentcol_over_otlp() {
             "{series} refused"
         );
     }
+}
+
+/// The acceptance path for Claude Code: the real `-p` turn, over OTLP only, becomes one stored
+/// session with its turn, the prompt, the Bash call with its output, the answers and the token
+/// usage (Anthropic rule); `replay` prints it in order from the store alone, also after Claude's
+/// own files (the transcript) are gone.
+#[test]
+fn real_claude_session_is_stored_and_replayed_from_the_store_alone() {
+    let test = "real_claude_session_is_stored_and_replayed_from_the_store_alone";
+    let Some(claude) = claude_bin(test) else {
+        return;
+    };
+    let store = crate::store::Store::new();
+    let mut running = store.start();
+    let run = run_claude_bash(&claude, store.http, test);
+    let db = store.db();
+    let q = |sql: &str| -> i64 {
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+            .unwrap_or(-1)
+    };
+    // Claude's exporters flush on their own interval and at exit; wait for the last pieces.
+    let complete = eventually(Duration::from_secs(20), || {
+        q("SELECT COUNT(*) FROM tool_calls WHERE output LIKE '%hi%'") == 1
+            && q("SELECT COUNT(*) FROM usage") >= run.main.len() as i64
+            && q("SELECT COUNT(*) FROM events WHERE turn_id LIKE '~%'") == 0
+    });
+    assert_eq!(running.terminate(Duration::from_secs(20)), Some(0));
+    assert!(complete, "the store never got the whole turn");
+
+    assert_eq!(q("SELECT COUNT(*) FROM sessions"), 1);
+    assert_eq!(
+        q(&format!("SELECT COUNT(*) FROM sessions WHERE session_id = '{}'", run.session)),
+        1
+    );
+    assert_eq!(
+        q(&format!(
+            "SELECT COUNT(*) FROM turns WHERE turn_id = '{}' AND prompt = 'Run echo hi'",
+            run.prompt_id
+        )),
+        1
+    );
+    assert_eq!(q("SELECT COUNT(*) FROM turns"), 1);
+    assert_eq!(
+        q(&format!(
+            "SELECT COUNT(*) FROM tool_calls WHERE call_id = '{}' AND tool_name = 'Bash' AND output LIKE '%hi%' AND success = 1",
+            run.tool_use_id
+        )),
+        1
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM events WHERE kind = 'message'"),
+        run.main.len() as i64
+    );
+    // Anthropic rule: input = input + cache read + cache creation, from the mock's usage.
+    let u = &run.script["steps"][0]["usage"];
+    let want = u["input_tokens"].as_i64().unwrap()
+        + u["cache_read_input_tokens"].as_i64().unwrap_or(0)
+        + u["cache_creation_input_tokens"].as_i64().unwrap_or(0);
+    assert!(
+        q(&format!("SELECT COUNT(*) FROM usage WHERE input_tokens = {want}")) >= 1,
+        "no usage row with input {want}"
+    );
+
+    let replay = store.cli(&["sessions", "replay", &run.session]);
+    assert_eq!(replay.code, Some(0), "{}", replay.stderr);
+    let t = replay.stdout.clone();
+    let at = |needle: &str| {
+        t.find(needle)
+            .unwrap_or_else(|| panic!("replay lacks {needle:?}:\n{t}"))
+    };
+    let answer = run.script["steps"][1]["text"].as_str().unwrap().to_string();
+    assert!(at("Run echo hi") < at(&run.tool_use_id));
+    assert!(at(&run.tool_use_id) < at(&answer));
+
+    let session = run.session.clone();
+    drop(run); // the transcript and Claude's config dir are gone
+    let again = store.cli(&["sessions", "replay", &session]);
+    assert_eq!(again.stdout, t);
 }

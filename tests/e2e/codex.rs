@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn codex_bin(test: &str) -> Option<std::path::PathBuf> {
+pub fn codex_bin(test: &str) -> Option<std::path::PathBuf> {
     let p = peers_dir().join("npm-codex/node_modules/.bin/codex");
     if p.exists() {
         Some(p)
@@ -19,11 +19,19 @@ fn codex_bin(test: &str) -> Option<std::path::PathBuf> {
     }
 }
 
-#[test]
-fn real_codex_two_turn_session_reaches_agentcol_over_otlp() {
-    let test = "real_codex_two_turn_session_reaches_agentcol_over_otlp";
-    let Some(codex) = codex_bin(test) else { return };
-    // Codex refuses some set-up under /tmp, so this test works under the target directory.
+/// A finished scripted Codex session: its thread id and the files Codex left.
+pub struct CodexRun {
+    pub thread: String,
+    /// Holds CODEX_HOME (rollouts, config) and the workspace; removed on drop.
+    #[allow(dead_code)] // held for its Drop
+    pub dir: tempfile::TempDir,
+}
+
+/// Runs the real Codex offline for two turns ("Say hello", then a resumed "Run echo hi" that
+/// makes one `echo hi` shell call), exporting OTLP logs, traces and metrics over HTTP to
+/// `http` (full per-signal URLs; Codex uses them verbatim).
+pub fn run_codex_two_turns(codex: &Path, http: u16) -> CodexRun {
+    // Codex refuses some set-up under /tmp, so this works under the target directory.
     let dir = tempfile::Builder::new()
         .prefix("codex-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -47,15 +55,6 @@ fn real_codex_two_turn_session_reaches_agentcol_over_otlp() {
         "mock did not start"
     );
     let mock_port = std::fs::read_to_string(&port_file).unwrap();
-
-    let w = Workdir::new();
-    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
-    let cfg = w.write(
-        "agentcol.yaml",
-        &crate::otlp::sink_config(grpc, http, metrics, "  debug:\n    verbosity: detailed"),
-    );
-    let a = Running::agentcol("agentcol", &w, &cfg);
-
     std::fs::write(
         home.join("config.toml"),
         format!(
@@ -87,6 +86,7 @@ trust_level = "trusted"
 [otel]
 environment = "test"
 log_user_prompt = true
+log_agent_responses = true
 exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/logs", protocol = "binary" }} }}
 trace_exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/traces", protocol = "binary" }} }}
 metrics_exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/metrics", protocol = "binary" }} }}
@@ -136,6 +136,22 @@ metrics_exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/metr
     assert!(turn2.contains("\"exit_code\":0"), "{turn2}");
     assert!(turn2.contains("Turn two is done."), "{turn2}");
 
+    CodexRun { thread, dir }
+}
+
+#[test]
+fn real_codex_two_turn_session_reaches_agentcol_over_otlp() {
+    let test = "real_codex_two_turn_session_reaches_agentcol_over_otlp";
+    let Some(codex) = codex_bin(test) else { return };
+    let w = Workdir::new();
+    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
+    let cfg = w.write(
+        "agentcol.yaml",
+        &crate::otlp::sink_config(grpc, http, metrics, "  debug:\n    verbosity: detailed"),
+    );
+    let a = Running::agentcol("agentcol", &w, &cfg);
+    let CodexRun { thread, .. } = run_codex_two_turns(&codex, http);
+
     // Codex flushes its exporters on exit; everything it sent was acknowledged by agentcol.
     let logs = r#"agentcol_receiver_accepted_log_records_total{receiver="otlp",transport="http"}"#;
     let spans = r#"agentcol_receiver_accepted_spans_total{receiver="otlp",transport="http"}"#;
@@ -144,7 +160,8 @@ metrics_exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/metr
     ) > 0.0
         && metric(metrics, spans) > 0.0));
     let out = a.output();
-    let count = |name: &str| out.matches(&format!("event.name: Str({name})")).count();
+    // The receiver normalises agent records; their native name is kept.
+    let count = |name: &str| out.matches(&format!("agent.native.name: Str({name})")).count();
     assert_eq!(
         count("codex.conversation_starts"),
         2,
@@ -152,7 +169,7 @@ metrics_exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/metr
     );
     assert_eq!(count("codex.user_prompt"), 2);
     assert_eq!(count("codex.tool_decision"), 1);
-    assert_eq!(count("codex.tool_result"), 1);
+    assert_eq!(count("codex.tool_result"), 2, "the result and the call it implies");
     assert!(
         out.contains(&format!("conversation.id: Str({thread})")),
         "thread id not carried"
@@ -168,4 +185,72 @@ metrics_exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/metr
         ),
         0.0
     );
+}
+
+/// The acceptance path: the real two-turn session, over OTLP only, becomes one stored session
+/// with two turns, both prompts, the shell call with output and exit code, the answers and
+/// token usage; `replay` prints it in order from the store alone, also after Codex's own files
+/// are gone.
+#[test]
+fn real_codex_session_is_stored_and_replayed_from_the_store_alone() {
+    let test = "real_codex_session_is_stored_and_replayed_from_the_store_alone";
+    let Some(codex) = codex_bin(test) else { return };
+    let store = crate::store::Store::new();
+    let mut running = store.start();
+    let run = run_codex_two_turns(&codex, store.http);
+    // Codex flushed on exit and was answered only after the store committed.
+    assert_eq!(running.terminate(Duration::from_secs(20)), Some(0));
+
+    let db = store.db();
+    let q = |sql: &str| -> i64 {
+        let c = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    assert_eq!(q("SELECT COUNT(*) FROM sessions"), 1);
+    assert_eq!(
+        q(&format!("SELECT COUNT(*) FROM sessions WHERE session_id = '{}'", run.thread)),
+        1
+    );
+    assert_eq!(q("SELECT COUNT(*) FROM turns"), 2);
+    assert_eq!(q("SELECT COUNT(*) FROM turns WHERE prompt IN ('Say hello', 'Run echo hi')"), 2);
+    assert_eq!(
+        q("SELECT COUNT(*) FROM tool_calls WHERE exit_code = 0 AND output LIKE '%hi%' AND input LIKE '%echo hi%'"),
+        1
+    );
+    assert_eq!(q("SELECT COUNT(*) FROM events WHERE kind = 'message'"), 2);
+    assert!(q("SELECT COALESCE(SUM(total_tokens), 0) FROM usage") > 0);
+    assert_eq!(q("SELECT COUNT(*) FROM events WHERE turn_id LIKE '~%'"), 0);
+
+    let replay = store.cli(&["sessions", "replay", &run.thread]);
+    assert_eq!(replay.code, Some(0), "{}", replay.stderr);
+    let t = replay.stdout.clone();
+    let at = |needle: &str| {
+        t.find(needle)
+            .unwrap_or_else(|| panic!("replay lacks {needle:?}:\n{t}"))
+    };
+    assert!(at("Say hello") < at("Hello from the mock model. This is turn one."));
+    assert!(at("This is turn one.") < at("Run echo hi"));
+    assert!(at("Run echo hi") < at("exit 0"));
+    assert!(at("exit 0") < at("Turn two is done."));
+
+    // The agent's own files (rollouts, config) are not needed to replay.
+    drop(run);
+    let again = store.cli(&["sessions", "replay", &replay_id(&t)]);
+    assert_eq!(again.stdout, t);
+    let export = store.cli(&["sessions", "export", &replay_id(&t)]);
+    assert_eq!(export.code, Some(0), "{}", export.stderr);
+    for line in export.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSONL");
+        assert!(v["key"].as_str().is_some_and(|k| k.starts_with("v1|codex|")));
+    }
+}
+
+/// The session id a replay names in its header.
+fn replay_id(replay: &str) -> String {
+    replay
+        .split_whitespace()
+        .find(|w| w.len() == 36 && w.matches('-').count() == 4)
+        .expect("session id in the replay header")
+        .to_string()
 }

@@ -50,7 +50,6 @@ pub struct Store {
     pub work: Workdir,
     pub config: PathBuf,
     pub http: u16,
-    pub metrics: u16,
 }
 
 impl Store {
@@ -58,12 +57,7 @@ impl Store {
         let work = Workdir::new();
         let (grpc, http, metrics) = (free_port(), free_port(), free_port());
         let config = work.write("store.yaml", &store_config(grpc, http, metrics));
-        Store {
-            work,
-            config,
-            http,
-            metrics,
-        }
+        Store { work, config, http }
     }
 
     pub fn start(&self) -> Running {
