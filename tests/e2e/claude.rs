@@ -151,6 +151,7 @@ pub fn run_claude_bash(claude: &Path, http: u16, test: &str) -> ClaudeRun {
             ("OTEL_TRACES_EXPORT_INTERVAL", "500"),
             ("OTEL_LOG_USER_PROMPTS", "1"),
             ("OTEL_LOG_TOOL_DETAILS", "1"),
+            ("OTEL_LOG_TOOL_CONTENT", "1"),
         ])
         .stdin(Stdio::null())
         .stdout(File::create(&stdout_path).unwrap())
@@ -376,7 +377,11 @@ fn real_claude_session_is_stored_and_replayed_from_the_store_alone() {
             && q("SELECT COUNT(*) FROM events WHERE turn_id LIKE '~%'") == 0
     });
     assert_eq!(running.terminate(Duration::from_secs(20)), Some(0));
-    assert!(complete, "the store never got the whole turn");
+    assert!(
+        complete,
+        "the store never got the whole turn:\n{}",
+        crate::store::dump(&db)
+    );
 
     assert_eq!(q("SELECT COUNT(*) FROM sessions"), 1);
     assert_eq!(

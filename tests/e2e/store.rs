@@ -150,7 +150,7 @@ pub fn dump(db: &Path) -> String {
     out
 }
 
-fn count(db: &Path, sql: &str) -> i64 {
+pub fn count(db: &Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("open store");
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)

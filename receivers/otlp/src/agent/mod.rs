@@ -253,9 +253,12 @@ impl<'a> Native<'a> {
         let session = self
             .text(session_attr(self.agent))
             .unwrap_or_else(|| "#unknown".into());
+        // Only a real turn id: a trace id alone may be a trace with no turn (Codex's
+        // thread-start trace), which would leave a provisional turn that never resolves. The
+        // trace id stays on the record.
         let turn = match self.agent {
-            Agent::ClaudeCode => self.text("prompt.id").or_else(|| self.trace_turn()),
-            Agent::Codex => self.text("turn.id").or_else(|| self.trace_turn()),
+            Agent::ClaudeCode => self.text("prompt.id"),
+            Agent::Codex => self.text("turn.id"),
         };
         let key = EventKey::native(self.agent, &session, turn.as_deref(), &self.digest()).ok()?;
         let mut r = self.record(key);
