@@ -9,6 +9,8 @@ mod config;
 mod plan;
 mod registry;
 mod service;
+mod sessions;
+mod status;
 #[cfg(test)]
 mod testkit;
 
@@ -54,6 +56,10 @@ enum Command {
     Components,
     /// Print the merged, expanded configuration with defaults filled in and secrets redacted.
     PrintConfig,
+    /// Read the session store: `list`, `show`, `replay`, `export`.
+    Sessions(sessions::SessionsArgs),
+    /// Show what the state says: `--dedupe` prints each dedupe instance's decisions.
+    Status(status::StatusArgs),
 }
 
 /// The state root: `AGENTCOL_ROOT`, else `~/.agents/otel/collector`.
@@ -120,6 +126,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         print!("{}", config::components_yaml(&registry));
         return Ok(ExitCode::SUCCESS);
     }
+    let command = match command {
+        Command::Sessions(args) => return sessions::run(args),
+        Command::Status(args) => return status::run(args),
+        other => other,
+    };
     let root = root_dir()?;
     let resolved = match config::resolve(&root, &cli.config, &cli.set) {
         Ok(r) => r,
@@ -171,5 +182,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Components => Ok(ExitCode::SUCCESS),
+        Command::Sessions(_) => Ok(ExitCode::SUCCESS),
+        Command::Status(_) => Ok(ExitCode::SUCCESS),
     }
 }

@@ -81,12 +81,12 @@ impl Registry {
             r = r.exporter(agentcol_exporter_nop::factory());
         }
         #[cfg(feature = "processor-dedupe")]
-        if let Some(f) = agentcol_processor_dedupe::factory() {
-            r = r.processor(f);
+        {
+            r = r.processor(agentcol_processor_dedupe::factory());
         }
         #[cfg(feature = "exporter-sqlite")]
-        if let Some(f) = agentcol_exporter_sqlite::factory() {
-            r = r.exporter(f);
+        {
+            r = r.exporter(agentcol_exporter_sqlite::factory());
         }
         #[cfg(feature = "extension-health-check")]
         {

@@ -113,7 +113,6 @@ pub fn run_claude_bash(claude: &Path, http: u16, test: &str) -> ClaudeRun {
     );
     let mock_port = std::fs::read_to_string(&port_file).unwrap();
 
-
     // A clean environment: nothing of the caller's (an outer Claude session, API keys, proxies)
     // leaks in. NONESSENTIAL_TRAFFIC keeps every connection on 127.0.0.1; traces need the beta
     // switch as well as the exporter; short intervals make the exports prompt.
@@ -121,7 +120,7 @@ pub fn run_claude_bash(claude: &Path, http: u16, test: &str) -> ClaudeRun {
     let base_url = format!("http://127.0.0.1:{mock_port}");
     let (stdout_path, stderr_path) = (d.join("stdout.txt"), d.join("stderr.txt"));
     let started = Instant::now();
-    let mut child = Command::new(&claude)
+    let mut child = Command::new(claude)
         .args(["-p", "Run echo hi", "--allowedTools", "Bash"])
         .current_dir(&ws)
         .env_clear()
@@ -187,13 +186,13 @@ pub fn run_claude_bash(claude: &Path, http: u16, test: &str) -> ClaudeRun {
         .collect();
     let messages: Vec<Value> = requests
         .iter()
-        .cloned()
         .filter(|r| r["answer"]["request_id"].is_string())
+        .cloned()
         .collect();
     let main: Vec<Value> = messages
         .iter()
-        .cloned()
         .filter(|r| r["answer"]["kind"] == "main")
+        .cloned()
         .collect();
     let steps: Vec<i64> = main
         .iter()
@@ -385,7 +384,10 @@ fn real_claude_session_is_stored_and_replayed_from_the_store_alone() {
 
     assert_eq!(q("SELECT COUNT(*) FROM sessions"), 1);
     assert_eq!(
-        q(&format!("SELECT COUNT(*) FROM sessions WHERE session_id = '{}'", run.session)),
+        q(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE session_id = '{}'",
+            run.session
+        )),
         1
     );
     assert_eq!(
@@ -413,7 +415,9 @@ fn real_claude_session_is_stored_and_replayed_from_the_store_alone() {
         + u["cache_read_input_tokens"].as_i64().unwrap_or(0)
         + u["cache_creation_input_tokens"].as_i64().unwrap_or(0);
     assert!(
-        q(&format!("SELECT COUNT(*) FROM usage WHERE input_tokens = {want}")) >= 1,
+        q(&format!(
+            "SELECT COUNT(*) FROM usage WHERE input_tokens = {want}"
+        )) >= 1,
         "no usage row with input {want}"
     );
 

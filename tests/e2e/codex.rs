@@ -97,7 +97,7 @@ metrics_exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/metr
     .unwrap();
 
     let run = |args: &[&str]| {
-        let out = Command::new(&codex)
+        let out = Command::new(codex)
             .args(args)
             .current_dir(&ws)
             .env("CODEX_HOME", &home)
@@ -161,7 +161,10 @@ fn real_codex_two_turn_session_reaches_agentcol_over_otlp() {
         && metric(metrics, spans) > 0.0));
     let out = a.output();
     // The receiver normalises agent records; their native name is kept.
-    let count = |name: &str| out.matches(&format!("agent.native.name: Str({name})")).count();
+    let count = |name: &str| {
+        out.matches(&format!("agent.native.name: Str({name})"))
+            .count()
+    };
     assert_eq!(
         count("codex.conversation_starts"),
         2,
@@ -169,7 +172,11 @@ fn real_codex_two_turn_session_reaches_agentcol_over_otlp() {
     );
     assert_eq!(count("codex.user_prompt"), 2);
     assert_eq!(count("codex.tool_decision"), 1);
-    assert_eq!(count("codex.tool_result"), 2, "the result and the call it implies");
+    assert_eq!(
+        count("codex.tool_result"),
+        2,
+        "the result and the call it implies"
+    );
     assert!(
         out.contains(&format!("conversation.id: Str({thread})")),
         "thread id not carried"
@@ -203,17 +210,25 @@ fn real_codex_session_is_stored_and_replayed_from_the_store_alone() {
 
     let db = store.db();
     let q = |sql: &str| -> i64 {
-        let c = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-        c.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        let c =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        c.query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     };
     assert_eq!(q("SELECT COUNT(*) FROM sessions"), 1);
     assert_eq!(
-        q(&format!("SELECT COUNT(*) FROM sessions WHERE session_id = '{}'", run.thread)),
+        q(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE session_id = '{}'",
+            run.thread
+        )),
         1
     );
     assert_eq!(q("SELECT COUNT(*) FROM turns"), 2);
-    assert_eq!(q("SELECT COUNT(*) FROM turns WHERE prompt IN ('Say hello', 'Run echo hi')"), 2);
+    assert_eq!(
+        q("SELECT COUNT(*) FROM turns WHERE prompt IN ('Say hello', 'Run echo hi')"),
+        2
+    );
     assert_eq!(
         q("SELECT COUNT(*) FROM tool_calls WHERE exit_code = 0 AND output LIKE '%hi%' AND input LIKE '%echo hi%'"),
         1
@@ -242,7 +257,9 @@ fn real_codex_session_is_stored_and_replayed_from_the_store_alone() {
     assert_eq!(export.code, Some(0), "{}", export.stderr);
     for line in export.stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("JSONL");
-        assert!(v["key"].as_str().is_some_and(|k| k.starts_with("v1|codex|")));
+        assert!(v["key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("v1|codex|")));
     }
 }
 

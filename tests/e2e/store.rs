@@ -114,8 +114,9 @@ pub fn post(port: u16, requests: &[(String, Vec<u8>)]) {
 
 /// Every table's content, rows in primary-key order, as text.
 pub fn dump(db: &Path) -> String {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open store");
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open store");
     let mut tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .unwrap()
@@ -151,14 +152,18 @@ pub fn dump(db: &Path) -> String {
 }
 
 pub fn count(db: &Path, sql: &str) -> i64 {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open store");
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open store");
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)
 }
 
 /// Delivers `requests` to a fresh store (restarting the collector at each `None`), stops it
 /// cleanly and returns the dump of the store.
-fn deliver(plan: &[Option<&[(String, Vec<u8>)]>]) -> String {
+/// Captured requests: (URL path, body).
+pub type Requests = [(String, Vec<u8>)];
+
+fn deliver(plan: &[Option<&Requests>]) -> String {
     let store = Store::new();
     let mut running = store.start();
     for step in plan {
@@ -196,7 +201,10 @@ fn same_store_whatever_the_delivery(agent: &str) {
                 .take(6)
                 .map(|(a, b)| format!("- {a}\n+ {b}"))
                 .collect();
-            panic!("{agent}: delivered {name}, the store differs:\n{}", diff.join("\n"));
+            panic!(
+                "{agent}: delivered {name}, the store differs:\n{}",
+                diff.join("\n")
+            );
         }
     }
 }
@@ -220,7 +228,10 @@ fn captured_codex_session_replays_from_the_store_alone() {
     let db = store.db();
     assert_eq!(count(&db, "SELECT COUNT(*) FROM sessions"), 1);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM turns"), 2);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM tool_calls WHERE exit_code = 0"), 1);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM tool_calls WHERE exit_code = 0"),
+        1
+    );
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM events WHERE turn_id LIKE '~%'"),
         0,

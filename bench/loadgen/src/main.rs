@@ -101,7 +101,10 @@ fn unique_request(n: usize, seq: u64) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", "codex_exec"), kv("service.version", "0.169.0")],
+                attributes: vec![
+                    kv("service.name", "codex_exec"),
+                    kv("service.version", "0.169.0"),
+                ],
                 ..Default::default()
             }),
             scope_logs: vec![ScopeLogs {

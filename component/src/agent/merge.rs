@@ -38,7 +38,12 @@ pub struct Precedence {
 impl Default for Precedence {
     fn default() -> Self {
         Precedence {
-            codex: vec![Source::AppServer, Source::Rollout, Source::Hook, Source::Otlp],
+            codex: vec![
+                Source::AppServer,
+                Source::Rollout,
+                Source::Hook,
+                Source::Otlp,
+            ],
             claude_code: vec![Source::Transcript, Source::Hook, Source::Otlp],
         }
     }
@@ -115,7 +120,10 @@ pub struct Merged {
 
 /// The digest of an observation's archive form (xxh3-128, hex).
 pub fn digest(observation_json: &str) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(observation_json.as_bytes()))
+    format!(
+        "{:032x}",
+        xxhash_rust::xxh3::xxh3_128(observation_json.as_bytes())
+    )
 }
 
 impl Merged {
@@ -222,10 +230,11 @@ impl Merged {
                 .unwrap_or(0)
         };
         let _ = agent;
-        self.sources
-            .iter()
-            .copied()
-            .max_by(|a, b| prec_rank(a).cmp(&prec_rank(b)).then(a.as_str().cmp(b.as_str())))
+        self.sources.iter().copied().max_by(|a, b| {
+            prec_rank(a)
+                .cmp(&prec_rank(b))
+                .then(a.as_str().cmp(b.as_str()))
+        })
     }
 
     /// A field's value.
@@ -278,7 +287,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn obs(source: Source, time: u64, attrs: &[(&str, Json)], body: Json) -> AgentRecord {
-        let key = EventKey::new(Agent::Codex, "t", Some("u"), Some("call_1"), Kind::ToolResult).unwrap();
+        let key = EventKey::new(
+            Agent::Codex,
+            "t",
+            Some("u"),
+            Some("call_1"),
+            Kind::ToolResult,
+        )
+        .unwrap();
         let mut r = AgentRecord::observation(key, "agent.tool.result", source, time);
         for (k, v) in attrs {
             r.set(k, v.clone());
@@ -289,11 +305,39 @@ mod tests {
 
     fn pool() -> Vec<AgentRecord> {
         vec![
-            obs(Source::Otlp, 30, &[("gen_ai.tool.name", "exec_command".into())], "hi".into()),
-            obs(Source::Hook, 20, &[("gen_ai.tool.name", "Bash".into()), ("agent.tool.exit_code", 0.into())], "hi\n".into()),
-            obs(Source::Rollout, 25, &[("agent.duration_ms", 91.into())], Json::Null),
-            obs(Source::Otlp, 10, &[("agent.tool.success", true.into())], "hi".into()),
-            obs(Source::AppServer, 0, &[("agent.tool.exit_code", 0.into())], "hi\n".into()),
+            obs(
+                Source::Otlp,
+                30,
+                &[("gen_ai.tool.name", "exec_command".into())],
+                "hi".into(),
+            ),
+            obs(
+                Source::Hook,
+                20,
+                &[
+                    ("gen_ai.tool.name", "Bash".into()),
+                    ("agent.tool.exit_code", 0.into()),
+                ],
+                "hi\n".into(),
+            ),
+            obs(
+                Source::Rollout,
+                25,
+                &[("agent.duration_ms", 91.into())],
+                Json::Null,
+            ),
+            obs(
+                Source::Otlp,
+                10,
+                &[("agent.tool.success", true.into())],
+                "hi".into(),
+            ),
+            obs(
+                Source::AppServer,
+                0,
+                &[("agent.tool.exit_code", 0.into())],
+                "hi\n".into(),
+            ),
         ]
     }
 
@@ -307,11 +351,22 @@ mod tests {
         let r = m.to_record();
         assert_eq!(r.source, Some(Source::AppServer));
         assert_eq!(r.body, Json::from("hi\n"));
-        assert_eq!(r.get("gen_ai.tool.name"), Some(&Json::from("Bash")), "hook beats otlp");
-        assert_eq!(r.get("agent.tool.success"), Some(&Json::from(true)), "only otlp had it");
+        assert_eq!(
+            r.get("gen_ai.tool.name"),
+            Some(&Json::from("Bash")),
+            "hook beats otlp"
+        );
+        assert_eq!(
+            r.get("agent.tool.success"),
+            Some(&Json::from(true)),
+            "only otlp had it"
+        );
         assert_eq!(r.time_unix_nano, 25, "rollout's time: app_server had none");
         assert_eq!(r.revision, Some(4));
-        assert_eq!(r.provenance.get("a:agent.tool.success"), Some(&Source::Otlp));
+        assert_eq!(
+            r.provenance.get("a:agent.tool.success"),
+            Some(&Source::Otlp)
+        );
         assert_eq!(r.sources.len(), 4);
     }
 
@@ -333,7 +388,10 @@ mod tests {
         let mut m = Merged::new(pool()[0].key.clone());
         m.add(&pool()[0], &p);
         m.add(&pool()[1], &p);
-        assert_eq!(m.to_record().get("gen_ai.tool.name"), Some(&Json::from("exec_command")));
+        assert_eq!(
+            m.to_record().get("gen_ai.tool.name"),
+            Some(&Json::from("exec_command"))
+        );
     }
 
     proptest! {

@@ -15,7 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use opentelemetry_proto::tonic::common::v1::{any_value::Value as V, AnyValue, ArrayValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{
+    any_value::Value as V, AnyValue, ArrayValue, KeyValue,
+};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -115,7 +117,12 @@ fn hex_bytes(s: &str) -> Vec<u8> {
 
 impl AgentRecord {
     /// A new observation from `source`, without attributes or body.
-    pub fn observation(key: EventKey, name: impl Into<String>, source: Source, time_unix_nano: u64) -> Self {
+    pub fn observation(
+        key: EventKey,
+        name: impl Into<String>,
+        source: Source,
+        time_unix_nano: u64,
+    ) -> Self {
         AgentRecord {
             key,
             name: name.into(),
@@ -243,7 +250,11 @@ impl AgentRecord {
                 attr::EVENT_OBSERVATIONS,
                 AnyValue {
                     value: Some(V::ArrayValue(ArrayValue {
-                        values: self.observations.iter().map(|o| string(o.clone())).collect(),
+                        values: self
+                            .observations
+                            .iter()
+                            .map(|o| string(o.clone()))
+                            .collect(),
                     })),
                 },
             ));
@@ -299,9 +310,13 @@ impl AgentRecord {
                         return Err(bad(attr::EVENT_SOURCES, "not an array"));
                     };
                     for s in a {
-                        let s = s.as_str().ok_or_else(|| bad(attr::EVENT_SOURCES, "not a string"))?;
-                        out.sources
-                            .push(s.parse().map_err(|e: KeyError| bad(attr::EVENT_SOURCES, e))?);
+                        let s = s
+                            .as_str()
+                            .ok_or_else(|| bad(attr::EVENT_SOURCES, "not a string"))?;
+                        out.sources.push(
+                            s.parse()
+                                .map_err(|e: KeyError| bad(attr::EVENT_SOURCES, e))?,
+                        );
                     }
                 }
                 attr::EVENT_REVISION => {
@@ -315,9 +330,14 @@ impl AgentRecord {
                         return Err(bad(attr::EVENT_PROVENANCE, "not a kvlist"));
                     };
                     for (f, s) in m {
-                        let s = s.as_str().ok_or_else(|| bad(attr::EVENT_PROVENANCE, "not a string"))?;
-                        out.provenance
-                            .insert(f, s.parse().map_err(|e: KeyError| bad(attr::EVENT_PROVENANCE, e))?);
+                        let s = s
+                            .as_str()
+                            .ok_or_else(|| bad(attr::EVENT_PROVENANCE, "not a string"))?;
+                        out.provenance.insert(
+                            f,
+                            s.parse()
+                                .map_err(|e: KeyError| bad(attr::EVENT_PROVENANCE, e))?,
+                        );
                     }
                 }
                 attr::SUPERSEDED_BY => {
@@ -332,7 +352,8 @@ impl AgentRecord {
                         return Err(bad(attr::EVENT_OBSERVATIONS, "not an array"));
                     };
                     for o in &a.values {
-                        out.observations.push(text(Some(o), attr::EVENT_OBSERVATIONS)?);
+                        out.observations
+                            .push(text(Some(o), attr::EVENT_OBSERVATIONS)?);
                     }
                 }
                 k => {
@@ -387,7 +408,14 @@ mod tests {
     use super::*;
 
     fn sample() -> AgentRecord {
-        let key = EventKey::new(Agent::Codex, "t1", Some("u1"), Some("call_1"), Kind::ToolResult).unwrap();
+        let key = EventKey::new(
+            Agent::Codex,
+            "t1",
+            Some("u1"),
+            Some("call_1"),
+            Kind::ToolResult,
+        )
+        .unwrap();
         let mut r = AgentRecord::observation(key, "agent.tool.result", Source::Otlp, 42);
         r.set("gen_ai.tool.name", "exec_command")
             .set("agent.tool.exit_code", 0)
@@ -422,7 +450,10 @@ mod tests {
     #[test]
     fn records_without_a_key_are_not_agent_records() {
         let plain = LogRecord::default();
-        assert_eq!(AgentRecord::from_log_record(&plain), Err(RecordError::NotAgent));
+        assert_eq!(
+            AgentRecord::from_log_record(&plain),
+            Err(RecordError::NotAgent)
+        );
         let mut bad_key = sample().to_log_record();
         bad_key.attributes[1].value = Some(string("v1|nope"));
         assert!(matches!(

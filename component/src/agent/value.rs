@@ -20,7 +20,9 @@ pub fn any_to_json(v: Option<&AnyValue>) -> Json {
         Some(V::DoubleValue(d)) => Number::from_f64(*d)
             .map(Json::Number)
             .unwrap_or_else(|| Json::String(d.to_string())),
-        Some(V::ArrayValue(a)) => Json::Array(a.values.iter().map(|v| any_to_json(Some(v))).collect()),
+        Some(V::ArrayValue(a)) => {
+            Json::Array(a.values.iter().map(|v| any_to_json(Some(v))).collect())
+        }
         Some(V::KvlistValue(kv)) => Json::Object(
             kv.values
                 .iter()
@@ -100,11 +102,13 @@ pub fn attr_i64(attrs: &[KeyValue], key: &str) -> Option<i64> {
     match attr(attrs, key)?.value.as_ref()? {
         V::IntValue(i) => Some(*i),
         V::DoubleValue(d) if d.is_finite() => Some(*d as i64),
-        V::StringValue(s) => s
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .or_else(|| s.trim().parse::<f64>().ok().filter(|d| d.is_finite()).map(|d| d as i64)),
+        V::StringValue(s) => s.trim().parse::<i64>().ok().or_else(|| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|d| d.is_finite())
+                .map(|d| d as i64)
+        }),
         _ => None,
     }
 }

@@ -33,7 +33,12 @@ pub(crate) fn log(n: &Native) -> Vec<AgentRecord> {
     match n.name.as_str() {
         "claude_code.user_prompt" => {
             let (Some(key), Some(start)) = (
-                n.key(Some(session.clone()), prompt.clone(), None, Kind::UserPrompt),
+                n.key(
+                    Some(session.clone()),
+                    prompt.clone(),
+                    None,
+                    Kind::UserPrompt,
+                ),
                 n.key(Some(session), prompt.clone(), None, Kind::TurnStart),
             ) else {
                 return Vec::new();
@@ -52,7 +57,12 @@ pub(crate) fn log(n: &Native) -> Vec<AgentRecord> {
             vec![r, s]
         }
         "claude_code.api_request" => {
-            let Some(key) = n.key(Some(session), prompt.clone(), n.text("request_id"), Kind::Usage) else {
+            let Some(key) = n.key(
+                Some(session),
+                prompt.clone(),
+                n.text("request_id"),
+                Kind::Usage,
+            ) else {
                 return Vec::new();
             };
             let mut r = n.record(key);
@@ -83,7 +93,12 @@ pub(crate) fn log(n: &Native) -> Vec<AgentRecord> {
             vec![r]
         }
         "claude_code.assistant_response" => {
-            let Some(key) = n.key(Some(session), prompt.clone(), n.text("request_id"), Kind::Message) else {
+            let Some(key) = n.key(
+                Some(session),
+                prompt.clone(),
+                n.text("request_id"),
+                Kind::Message,
+            ) else {
                 return Vec::new();
             };
             let mut r = n.record(key);
@@ -102,7 +117,8 @@ pub(crate) fn log(n: &Native) -> Vec<AgentRecord> {
             } else {
                 Kind::ToolResult
             };
-            let Some(key) = n.key(Some(session), prompt.clone(), n.text("tool_use_id"), kind) else {
+            let Some(key) = n.key(Some(session), prompt.clone(), n.text("tool_use_id"), kind)
+            else {
                 return Vec::new();
             };
             let mut r = n.record(key);
@@ -136,7 +152,9 @@ pub(crate) fn log(n: &Native) -> Vec<AgentRecord> {
 /// The canonical records a Claude Code span implies.
 pub(crate) fn span(s: &Span) -> Vec<AgentRecord> {
     let a = &s.attributes;
-    let Some(session) = attr_text(a, "session.id").or_else(|| attr_text(a, "gen_ai.conversation.id")) else {
+    let Some(session) =
+        attr_text(a, "session.id").or_else(|| attr_text(a, "gen_ai.conversation.id"))
+    else {
         return Vec::new();
     };
     let trace = agentcol_component::agent::value::hex_id(&s.trace_id);
@@ -160,12 +178,16 @@ pub(crate) fn span(s: &Span) -> Vec<AgentRecord> {
             }
         }
         "claude_code.tool" => {
-            let Some(call) = attr_text(a, "tool_use_id").or_else(|| attr_text(a, "gen_ai.tool.call.id")) else {
+            let Some(call) =
+                attr_text(a, "tool_use_id").or_else(|| attr_text(a, "gen_ai.tool.call.id"))
+            else {
                 return out;
             };
             let name = attr_text(a, "tool_name").or_else(|| attr_text(a, "gen_ai.tool.name"));
             let input = attr_text(a, "full_command");
-            if let Ok(key) = EventKey::new(AGENT, &session, Some(&turn), Some(&call), Kind::ToolCall) {
+            if let Ok(key) =
+                EventKey::new(AGENT, &session, Some(&turn), Some(&call), Kind::ToolCall)
+            {
                 let mut r = span_record(AGENT, key, s, s.start_time_unix_nano);
                 r.set(attr::TOOL_CALL_ID, call.clone());
                 if let Some(n) = &name {
@@ -176,7 +198,9 @@ pub(crate) fn span(s: &Span) -> Vec<AgentRecord> {
                 }
                 out.push(r);
             }
-            if let Ok(key) = EventKey::new(AGENT, &session, Some(&turn), Some(&call), Kind::ToolResult) {
+            if let Ok(key) =
+                EventKey::new(AGENT, &session, Some(&turn), Some(&call), Kind::ToolResult)
+            {
                 let mut r = span_record(AGENT, key, s, s.end_time_unix_nano);
                 r.set(attr::TOOL_CALL_ID, call);
                 if let Some(n) = name {

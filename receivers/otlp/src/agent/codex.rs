@@ -60,7 +60,12 @@ pub(crate) fn log(n: &Native) -> Vec<AgentRecord> {
         "codex.tool_result" => {
             let call = n.text("call_id");
             let (Some(call_key), Some(result_key)) = (
-                n.key(Some(thread.clone()), turn.clone(), call.clone(), Kind::ToolCall),
+                n.key(
+                    Some(thread.clone()),
+                    turn.clone(),
+                    call.clone(),
+                    Kind::ToolCall,
+                ),
                 n.key(Some(thread), turn, call, Kind::ToolResult),
             ) else {
                 return Vec::new();
@@ -125,10 +130,12 @@ pub(crate) fn span(s: &Span) -> Vec<AgentRecord> {
         s.attributes
             .iter()
             .filter(|kv| kv.key == "thread.id")
-            .filter_map(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(V::StringValue(t)) if t.len() >= 32 && t.contains('-') => Some(t.clone()),
-                _ => None,
-            })
+            .filter_map(
+                |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(V::StringValue(t)) if t.len() >= 32 && t.contains('-') => Some(t.clone()),
+                    _ => None,
+                },
+            )
             .next()
     });
     let (Some(thread), Some(turn)) = (thread, attr_text(&s.attributes, "turn.id")) else {
@@ -152,7 +159,8 @@ pub(crate) fn span(s: &Span) -> Vec<AgentRecord> {
             }
         }
         "session_task.turn" => {
-            let Ok(key) = EventKey::new(AGENT, &thread, Some(&turn), Some("turn"), Kind::Usage) else {
+            let Ok(key) = EventKey::new(AGENT, &thread, Some(&turn), Some("turn"), Kind::Usage)
+            else {
                 return out;
             };
             let a = &s.attributes;
@@ -166,7 +174,10 @@ pub(crate) fn span(s: &Span) -> Vec<AgentRecord> {
                 (attr::USAGE_INPUT_TOKENS, "input_tokens"),
                 (attr::USAGE_OUTPUT_TOKENS, "output_tokens"),
                 (attr::USAGE_CACHE_READ_TOKENS, "cached_input_tokens"),
-                (attr::USAGE_CACHE_CREATION_TOKENS, "cache_write_input_tokens"),
+                (
+                    attr::USAGE_CACHE_CREATION_TOKENS,
+                    "cache_write_input_tokens",
+                ),
                 (attr::USAGE_REASONING_TOKENS, "reasoning_output_tokens"),
                 (attr::USAGE_TOTAL_TOKENS, "total_tokens"),
             ] {

@@ -28,7 +28,9 @@ use agentcol_component::agent::{attr, trace_alias, Agent, AgentRecord, EventKey,
 use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
-use agentcol_component::opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
+    LogRecord, ResourceLogs, ScopeLogs,
+};
 use agentcol_component::opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value as Json;
 
@@ -76,7 +78,9 @@ pub fn normalize_logs(req: &mut ExportLogsServiceRequest) -> Stats {
             let scope = scope.to_string();
             let mut out = Vec::with_capacity(sl.log_records.len());
             for rec in std::mem::take(&mut sl.log_records) {
-                if agentcol_component::agent::value::attr(&rec.attributes, attr::EVENT_KEY).is_some() {
+                if agentcol_component::agent::value::attr(&rec.attributes, attr::EVENT_KEY)
+                    .is_some()
+                {
                     out.push(rec);
                     continue;
                 }
@@ -220,16 +224,10 @@ impl<'a> Native<'a> {
             if kv.key == "event.name" {
                 continue;
             }
-            r.set(
-                &kv.key,
-                any_to_json(kv.value.as_ref()),
-            );
+            r.set(&kv.key, any_to_json(kv.value.as_ref()));
         }
         if self.rec.body.is_some() {
-            r.set(
-                "agent.native.body",
-                any_to_json(self.rec.body.as_ref()),
-            );
+            r.set("agent.native.body", any_to_json(self.rec.body.as_ref()));
         }
         r.set(attr::NATIVE_NAME, self.name.clone());
         common(&mut r, self.agent, key.session());

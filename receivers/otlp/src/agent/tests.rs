@@ -8,13 +8,18 @@ use agentcol_component::agent::{attr, AgentRecord, Kind, Source};
 use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use agentcol_component::opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
+    LogRecord, ResourceLogs, ScopeLogs,
+};
 use serde_json::Value as Json;
 
 use super::*;
 
 fn fixtures(agent: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(agent).join("otlp")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(agent)
+        .join("otlp")
 }
 
 /// Every captured request of an agent, normalised: the canonical records, in arrival order.
@@ -28,12 +33,14 @@ fn captured(agent: &str) -> Vec<AgentRecord> {
         let bytes = std::fs::read(&file).expect("fixture file");
         let logs = match entry["signal"].as_str() {
             Some("logs") => {
-                let mut req: ExportLogsServiceRequest = serde_json::from_slice(&bytes).expect("OTLP/JSON logs");
+                let mut req: ExportLogsServiceRequest =
+                    serde_json::from_slice(&bytes).expect("OTLP/JSON logs");
                 normalize_logs(&mut req);
                 req
             }
             Some("traces") => {
-                let req: ExportTraceServiceRequest = serde_json::from_slice(&bytes).expect("OTLP/JSON traces");
+                let req: ExportTraceServiceRequest =
+                    serde_json::from_slice(&bytes).expect("OTLP/JSON traces");
                 match events_from_spans(&req) {
                     Some(l) => l,
                     None => continue,
@@ -64,7 +71,10 @@ fn aliases(records: &[AgentRecord]) -> BTreeMap<String, String> {
         .iter()
         .filter_map(|r| {
             let t = r.get(attr::ALIAS_TRACE_ID)?.as_str()?;
-            Some((agentcol_component::agent::trace_alias(t), r.key.turn().to_string()))
+            Some((
+                agentcol_component::agent::trace_alias(t),
+                r.key.turn().to_string(),
+            ))
         })
         .collect()
 }
@@ -76,22 +86,35 @@ fn codex_capture_becomes_one_session_with_two_turns() {
     let sessions: BTreeSet<&str> = recs.iter().map(|r| r.key.session()).collect();
     assert_eq!(sessions.len(), 1, "one thread: {sessions:?}");
     let thread = *sessions.iter().next().unwrap();
-    assert_eq!(of_kind(&recs, Kind::SessionStart).len(), 2, "one per codex process");
+    assert_eq!(
+        of_kind(&recs, Kind::SessionStart).len(),
+        2,
+        "one per codex process"
+    );
 
     let alias = aliases(&recs);
     let resolve = |r: &AgentRecord| -> String {
         let t = r.key.turn();
         alias.get(t).cloned().unwrap_or_else(|| t.to_string())
     };
-    let starts: BTreeSet<String> = of_kind(&recs, Kind::TurnStart).iter().map(|r| r.key.turn().to_string()).collect();
+    let starts: BTreeSet<String> = of_kind(&recs, Kind::TurnStart)
+        .iter()
+        .map(|r| r.key.turn().to_string())
+        .collect();
     assert_eq!(starts.len(), 2, "two turns from run_turn spans");
 
     let prompts = of_kind(&recs, Kind::UserPrompt);
     let texts: Vec<&str> = prompts.iter().filter_map(|r| r.body_text()).collect();
     assert_eq!(texts, ["Say hello", "Run echo hi"]);
     for p in &prompts {
-        assert!(p.key.has_alias_turn(), "codex logs know the turn by trace only");
-        assert!(starts.contains(&resolve(p)), "prompt's trace resolves to a turn");
+        assert!(
+            p.key.has_alias_turn(),
+            "codex logs know the turn by trace only"
+        );
+        assert!(
+            starts.contains(&resolve(p)),
+            "prompt's trace resolves to a turn"
+        );
     }
 
     let results = of_kind(&recs, Kind::ToolResult);
@@ -104,32 +127,43 @@ fn codex_capture_becomes_one_session_with_two_turns() {
     assert!(starts.contains(&resolve(r)));
     let calls = of_kind(&recs, Kind::ToolCall);
     assert!(calls.iter().all(|c| c.key.item() == r.key.item()));
-    assert!(calls.iter().any(|c| c.text(attr::TOOL_INPUT).unwrap_or_default().contains("echo hi")));
+    assert!(calls.iter().any(|c| c
+        .text(attr::TOOL_INPUT)
+        .unwrap_or_default()
+        .contains("echo hi")));
 
     let messages = of_kind(&recs, Kind::Message);
-    assert_eq!(messages.len(), 2, "codex.agent_response, one final answer per turn");
+    assert_eq!(
+        messages.len(),
+        2,
+        "codex.agent_response, one final answer per turn"
+    );
     for m in &messages {
         assert!(starts.contains(m.key.turn()));
         assert!(m.body_text().is_some());
     }
     let usage = of_kind(&recs, Kind::Usage);
     assert_eq!(usage.len(), 2, "turn totals from session_task.turn");
-    assert!(usage.iter().all(|u| u.int(attr::USAGE_TOTAL_TOKENS).unwrap_or(0) > 0));
+    assert!(usage
+        .iter()
+        .all(|u| u.int(attr::USAGE_TOTAL_TOKENS).unwrap_or(0) > 0));
     // Native attributes are kept on canonical records.
     assert!(prompts[0].get("conversation.id").is_some());
-    assert_eq!(prompts[0].text(attr::NATIVE_NAME).as_deref(), Some("codex.user_prompt"));
+    assert_eq!(
+        prompts[0].text(attr::NATIVE_NAME).as_deref(),
+        Some("codex.user_prompt")
+    );
     assert!(recs.iter().all(|r| r.key.session() == thread));
     // Records with no canonical meaning (sse events, api requests) are kept as native events.
-    assert!(recs.iter().any(|r| r.key.kind() == Kind::Native && r.name == "codex.sse_event"));
+    assert!(recs
+        .iter()
+        .any(|r| r.key.kind() == Kind::Native && r.name == "codex.sse_event"));
 }
 
 #[test]
 fn claude_capture_becomes_one_session_with_its_turn() {
     let recs = captured("claude");
-    let sessions: BTreeSet<&str> = recs
-        .iter()
-        .map(|r| r.key.session())
-        .collect();
+    let sessions: BTreeSet<&str> = recs.iter().map(|r| r.key.session()).collect();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     let prompts = of_kind(&recs, Kind::UserPrompt);
     assert_eq!(prompts.len(), 1);
@@ -145,12 +179,17 @@ fn claude_capture_becomes_one_session_with_its_turn() {
             .iter()
             .map(|k| u.int(k).unwrap_or(0))
             .sum();
-        assert_eq!(input, native, "Anthropic rule: input includes cache reads and writes");
+        assert_eq!(
+            input, native,
+            "Anthropic rule: input includes cache reads and writes"
+        );
         assert_eq!(u.key.turn(), prompt_id);
     }
     let messages = of_kind(&recs, Kind::Message);
     assert!(!messages.is_empty());
-    assert!(messages.iter().all(|m| m.key.item().starts_with("req_") || !m.key.is_fallback()));
+    assert!(messages
+        .iter()
+        .all(|m| m.key.item().starts_with("req_") || !m.key.is_fallback()));
 
     let alias = aliases(&recs);
     let results = of_kind(&recs, Kind::ToolResult);
@@ -158,7 +197,11 @@ fn claude_capture_becomes_one_session_with_its_turn() {
     assert_eq!(with_output.len(), 1, "the tool span carries the output");
     let r = with_output[0];
     assert!(r.body_text().unwrap_or_default().contains("hi"));
-    assert_eq!(alias.get(r.key.turn()), Some(&prompt_id), "span trace resolves to the prompt");
+    assert_eq!(
+        alias.get(r.key.turn()),
+        Some(&prompt_id),
+        "span trace resolves to the prompt"
+    );
     let items: BTreeSet<&str> = results.iter().map(|r| r.key.item()).collect();
     assert_eq!(items.len(), 1, "log and span agree on tool_use_id");
 }
@@ -190,7 +233,11 @@ fn request(scope: &str, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
 }
 
 fn records(req: &ExportLogsServiceRequest) -> Vec<&LogRecord> {
-    req.resource_logs.iter().flat_map(|r| &r.scope_logs).flat_map(|s| &s.log_records).collect()
+    req.resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .collect()
 }
 
 #[test]
@@ -209,26 +256,46 @@ fn missing_ids_give_flagged_fallback_keys_never_drops() {
         ..Default::default()
     };
     let unknown = LogRecord {
-        attributes: vec![kv("event.name", "codex.brand_new_event"), kv("conversation.id", "thread-1")],
+        attributes: vec![
+            kv("event.name", "codex.brand_new_event"),
+            kv("conversation.id", "thread-1"),
+        ],
         ..Default::default()
     };
     let mut req = request("codex_otel.log_only", vec![no_call, no_session, unknown]);
     let stats = normalize_logs(&mut req);
-    let out: Vec<AgentRecord> = records(&req).into_iter().map(|r| AgentRecord::from_log_record(r).unwrap()).collect();
+    let out: Vec<AgentRecord> = records(&req)
+        .into_iter()
+        .map(|r| AgentRecord::from_log_record(r).unwrap())
+        .collect();
     // The result (and the call it implies), then two native records.
     assert_eq!(out.len(), 4, "{out:#?}");
-    let result = out.iter().find(|r| r.key.kind() == Kind::ToolResult).unwrap();
+    let result = out
+        .iter()
+        .find(|r| r.key.kind() == Kind::ToolResult)
+        .unwrap();
     assert!(result.key.is_fallback());
     assert_eq!(result.get(attr::TOOL_EXIT_CODE), Some(&Json::from(2)));
-    assert_eq!(
-        result.to_log_record().attributes.iter().find(|a| a.key == attr::KEY_FALLBACK).is_some(),
-        true
+    assert!(
+        result
+            .to_log_record()
+            .attributes
+            .iter()
+            .any(|a| a.key == attr::KEY_FALLBACK),
+        "fallback keys are flagged on the wire"
     );
     let orphan = out.iter().find(|r| r.name == "codex.user_prompt").unwrap();
     assert_eq!(orphan.key.session(), "#unknown");
     assert!(orphan.key.is_fallback());
-    let new = out.iter().find(|r| r.name == "codex.brand_new_event").unwrap();
-    assert_eq!(new.key.kind(), Kind::Native, "an unknown event name is stored as it came");
+    let new = out
+        .iter()
+        .find(|r| r.name == "codex.brand_new_event")
+        .unwrap();
+    assert_eq!(
+        new.key.kind(),
+        Kind::Native,
+        "an unknown event name is stored as it came"
+    );
     assert_eq!(stats.fallback, 2);
     assert_eq!(stats.native, 2);
 }
@@ -262,13 +329,19 @@ fn other_otlp_passes_untouched_and_normalising_twice_changes_nothing() {
     assert_eq!(req, once);
     let r = AgentRecord::from_log_record(records(&req)[0]).unwrap();
     assert_eq!(r.key.to_string(), "v1|codex|t|||session.start");
-    assert_eq!(r.time_unix_nano, 1_795_356_674_530_000_000, "event.timestamp, not timeUnixNano");
+    assert_eq!(
+        r.time_unix_nano, 1_795_356_674_530_000_000,
+        "event.timestamp, not timeUnixNano"
+    );
     assert_eq!(r.text(attr::REQUEST_MODEL).as_deref(), Some("gpt-5.5"));
 }
 
 #[test]
 fn exit_codes_are_read_from_tool_output() {
-    assert_eq!(exit_code("Chunk ID: x\nProcess exited with code 0\nOutput:\nhi\n"), Some(0));
+    assert_eq!(
+        exit_code("Chunk ID: x\nProcess exited with code 0\nOutput:\nhi\n"),
+        Some(0)
+    );
     assert_eq!(exit_code("Exit code: 127\n"), Some(127));
     assert_eq!(exit_code("no code here"), None);
 }

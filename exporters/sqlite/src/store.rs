@@ -1,0 +1,703 @@
+//! The write path: one transaction per batch, and the rules that make the stored content a
+//! function of the *set* of records received, never of their order, their repetition or the
+//! restarts in between.
+//!
+//! Per record:
+//! * its attached raw observations (and, for a raw observation, itself) go to the archive,
+//!   `INSERT OR IGNORE` by digest; every archive column is a function of the observation JSON;
+//! * a **merged** record (`revision` set) is upserted by key: a higher revision replaces, a lower
+//!   one is ignored, an equal one keeps the record whose JSON text is greater. The stored row is
+//!   the maximum under that total order, whatever the arrival order;
+//! * a **raw observation** (no `revision`: no `dedupe` in the pipeline) is merged into the
+//!   key's stored [`Merged`] state (or the state rebuilt from the archive), and the row is the
+//!   state's canonical record; the merge is a join, so the result is order-independent too;
+//! * **aliases**: a record with a real turn that declares `agent.alias.trace_id` (and a
+//!   tombstone, whose `superseded_by` names the real turn) adds (agent, session, `~trace:…`) →
+//!   turn to `aliases`; rows under that provisional turn are then re-keyed (raw path: their
+//!   merge state joins the real key's) or deleted (merged path: `dedupe` re-keyed them
+//!   upstream), and provisional records arriving later are re-keyed or ignored the same way.
+//!   The alias table is the set of declarations received, so it too is order-independent (a
+//!   table of tombstones would not be: an ordered delivery never produces one);
+//! * a record without `agent.event.key` is a plain log: skipped and counted, or kept in
+//!   `other_logs` with `keep_other_logs`; an unreadable agent record goes to `raw_records`
+//!   with the reason, and the rest of the batch is stored.
+//!
+//! Then the derived rows of every scope the batch changed are recomputed from `events`
+//! ([`crate::derive`]), and the transaction commits. Only then does `consume` return `Ok`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use agentcol_component::agent::merge::digest;
+use agentcol_component::agent::{
+    attr, Added, AgentRecord, EventKey, Merged, Precedence, RecordError,
+};
+use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
+    LogRecord, ResourceLogs, ScopeLogs,
+};
+use agentcol_component::Logs;
+use prost::Message;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::config::Synchronous;
+use crate::derive::{self, Touched};
+use crate::error::StoreError;
+use crate::lenient;
+use crate::schema;
+
+/// How the store is opened and what it keeps.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `PRAGMA synchronous`.
+    pub synchronous: Synchronous,
+    /// How long to wait for another connection's lock.
+    pub busy_timeout: std::time::Duration,
+    /// Keep plain (non-agent) log records in `other_logs`.
+    pub keep_other_logs: bool,
+    /// The precedence used to merge raw observations (the no-`dedupe` path).
+    pub precedence: Precedence,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            synchronous: Synchronous::Full,
+            busy_timeout: std::time::Duration::from_secs(5),
+            keep_other_logs: false,
+            precedence: Precedence::default(),
+        }
+    }
+}
+
+/// Why a record was not stored (the `reason` label of `agentcol_sqlite_records_skipped_total`).
+pub mod skip {
+    /// A plain log record (no `agent.event.key`) and `keep_other_logs` is off.
+    pub const NOT_AGENT: &str = "not_agent";
+    /// The stored row has a higher revision (or an equal one with a greater record).
+    pub const OLDER_REVISION: &str = "older_revision";
+    /// Exactly this record (or observation) is already stored.
+    pub const DUPLICATE: &str = "duplicate";
+    /// The key was superseded by a tombstone.
+    pub const SUPERSEDED: &str = "superseded";
+}
+
+/// What one batch did (counted into the exporter's metrics after the commit).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Log records in the batch.
+    pub records: u64,
+    /// Event rows inserted or replaced.
+    pub upserted: u64,
+    /// Observations newly added to the archive.
+    pub archived: u64,
+    /// Tombstones applied.
+    pub tombstones: u64,
+    /// Records that were not readable agent records (stored in `raw_records`).
+    pub unreadable: u64,
+    /// Plain log records stored in `other_logs`.
+    pub other_logs: u64,
+    /// Records not stored, by reason ([`skip`]).
+    pub skipped: BTreeMap<&'static str, u64>,
+}
+
+impl WriteStats {
+    fn skip(&mut self, reason: &'static str) {
+        *self.skipped.entry(reason).or_default() += 1;
+    }
+}
+
+/// The session store, open for writing. One per file; not shared between threads (the
+/// exporter keeps it behind a mutex).
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    options: StoreOptions,
+}
+
+pub(crate) fn ns(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn bytes_digest(b: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(b))
+}
+
+/// The attributes copied to `event_attrs` (what `sessions` and `turns` pick from).
+pub(crate) const INDEXED_ATTRS: [&str; 4] = [
+    attr::CWD,
+    attr::GIT_BRANCH,
+    attr::GIT_COMMIT,
+    attr::REQUEST_MODEL,
+];
+
+impl Store {
+    /// Opens (creating and migrating as needed) the store at `path`.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let conn = schema::open_writer(path, options.synchronous, options.busy_timeout)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+            options,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one batch in one transaction; returns after COMMIT.
+    pub fn apply(&mut self, logs: &Logs) -> Result<WriteStats, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::sql("beginning a write"))?;
+        let mut w = Writer {
+            conn: &tx,
+            options: &self.options,
+            stats: WriteStats::default(),
+            touched: Touched::default(),
+        };
+        for rl in &logs.resource_logs {
+            for sl in &rl.scope_logs {
+                for r in &sl.log_records {
+                    w.stats.records += 1;
+                    w.record(rl, sl, r)?;
+                }
+            }
+        }
+        derive::recompute(&tx, &w.touched)?;
+        let stats = w.stats;
+        tx.commit().map_err(StoreError::sql("committing"))?;
+        Ok(stats)
+    }
+
+    /// Recomputes every derived row (and `event_attrs`) from `events`, in one transaction.
+    /// The result equals what the incremental path maintains; migrations that change a
+    /// derivation call this.
+    pub fn rebuild_derived(&mut self) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::sql("beginning a rebuild"))?;
+        tx.execute_batch(
+            "DELETE FROM event_attrs; DELETE FROM sessions; DELETE FROM turns;
+             DELETE FROM tool_calls; DELETE FROM usage;",
+        )
+        .map_err(StoreError::sql("clearing derived tables"))?;
+        let mut touched = Touched::default();
+        {
+            let mut stmt = tx
+                .prepare("SELECT key, record FROM events ORDER BY key")
+                .map_err(StoreError::sql("reading events"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(StoreError::sql("reading events"))?;
+            for row in rows {
+                let (key, record) = row.map_err(StoreError::sql("reading events"))?;
+                let key: EventKey = key.parse().map_err(|e| StoreError::Corrupt {
+                    what: "event key",
+                    reason: format!("{e}"),
+                })?;
+                let rec: AgentRecord =
+                    serde_json::from_str(&record).map_err(|e| StoreError::Corrupt {
+                        what: "event record",
+                        reason: e.to_string(),
+                    })?;
+                write_attrs(&tx, &key, &rec)?;
+                touched.touch(&key);
+            }
+        }
+        derive::recompute(&tx, &touched)?;
+        tx.commit().map_err(StoreError::sql("committing a rebuild"))
+    }
+}
+
+struct Writer<'a> {
+    conn: &'a Connection,
+    options: &'a StoreOptions,
+    stats: WriteStats,
+    touched: Touched,
+}
+
+impl Writer<'_> {
+    fn record(
+        &mut self,
+        rl: &ResourceLogs,
+        sl: &ScopeLogs,
+        r: &LogRecord,
+    ) -> Result<(), StoreError> {
+        match AgentRecord::from_log_record(r) {
+            Ok(rec) => self.agent(rec, r),
+            Err(RecordError::NotAgent) => {
+                if self.options.keep_other_logs {
+                    self.other_log(rl, sl, r)
+                } else {
+                    self.stats.skip(skip::NOT_AGENT);
+                    Ok(())
+                }
+            }
+            Err(e) => self.raw(r, &e.to_string()),
+        }
+    }
+
+    fn agent(&mut self, mut rec: AgentRecord, r: &LogRecord) -> Result<(), StoreError> {
+        let attached = std::mem::take(&mut rec.observations);
+        for o in &attached {
+            self.archive_text(o)?;
+        }
+        if rec.superseded_by.is_none() && !rec.key.has_alias_turn() {
+            if let Some(trace) = rec.get(attr::ALIAS_TRACE_ID).and_then(|v| v.as_str()) {
+                let alias = agentcol_component::agent::trace_alias(trace);
+                let turn = rec.key.turn().to_string();
+                self.learn_alias(&rec.key.clone(), &alias, &turn)?;
+            }
+        }
+        if let Some(new_key) = rec.superseded_by.take() {
+            if new_key == rec.key {
+                return self.raw(
+                    r,
+                    "bad agent.event.superseded_by: the record supersedes itself",
+                );
+            }
+            return self.tombstone(&rec.key, &new_key);
+        }
+        if rec.revision.is_some() {
+            self.merged(rec)
+        } else {
+            let json = rec.observation_json();
+            let d = digest(&json);
+            self.archive_record(&d, &json, &rec)?;
+            self.observation(rec, d)
+        }
+    }
+
+    /// Archives an attached observation (JSON text as `dedupe` sent it). Only the columns are
+    /// read from it; the text is stored as it came.
+    fn archive_text(&mut self, json: &str) -> Result<(), StoreError> {
+        let head = serde_json::from_str::<ObservationHead>(json)
+            .ok()
+            .filter(|h| h.key.parse::<EventKey>().is_ok());
+        if head.is_none() {
+            tracing::debug!("archiving an attached observation that does not parse as a record");
+        }
+        let columns = head.map(|h| (h.key, h.source, ns(h.time_unix_nano)));
+        self.archive(&digest(json), json, columns)
+    }
+
+    fn archive_record(&mut self, d: &str, json: &str, obs: &AgentRecord) -> Result<(), StoreError> {
+        let columns = (
+            obs.key.to_string(),
+            obs.source.map(|s| s.as_str().to_string()),
+            ns(obs.time_unix_nano),
+        );
+        self.archive(d, json, Some(columns))
+    }
+
+    /// Inserts into the archive; `columns` (key, source, time) are read from `json`, so a row
+    /// is a function of its digest.
+    fn archive(
+        &mut self,
+        d: &str,
+        json: &str,
+        columns: Option<(String, Option<String>, i64)>,
+    ) -> Result<(), StoreError> {
+        let (key, source, time) = match columns {
+            Some((k, s, t)) => (Some(k), s, Some(t)),
+            None => (None, None, None),
+        };
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO observations (digest, key, source, time_ns, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![d, key, source, time, json]))
+            .map_err(StoreError::sql("archiving an observation"))?;
+        self.stats.archived += n as u64;
+        Ok(())
+    }
+
+    /// The real turn of a provisional key, if its alias is known.
+    fn resolved_turn(&self, key: &EventKey) -> Result<Option<String>, StoreError> {
+        if !key.has_alias_turn() {
+            return Ok(None);
+        }
+        self.conn
+            .prepare_cached(
+                "SELECT turn_id FROM aliases WHERE agent = ?1 AND session_id = ?2 AND alias = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![key.agent().as_str(), key.session(), key.turn()],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .map_err(StoreError::sql("reading aliases"))
+    }
+
+    /// Records alias → turn for the session of `key`, and re-keys or deletes the rows stored
+    /// under the provisional turn.
+    fn learn_alias(&mut self, key: &EventKey, alias: &str, turn: &str) -> Result<(), StoreError> {
+        if turn.is_empty() || turn.starts_with(agentcol_component::agent::ALIAS_PREFIX) {
+            return Ok(());
+        }
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO aliases (agent, session_id, alias, turn_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (agent, session_id, alias) DO UPDATE SET turn_id = max(turn_id, excluded.turn_id)
+                 WHERE excluded.turn_id > turn_id",
+            )
+            .and_then(|mut s| s.execute(params![key.agent().as_str(), key.session(), alias, turn]))
+            .map_err(StoreError::sql("recording an alias"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        let rows: Vec<(String, Option<String>)> = self
+            .conn
+            .prepare_cached("SELECT key, state FROM events WHERE session_id = ?1 AND turn_id = ?2")
+            .and_then(|mut s| {
+                s.query_map(params![key.session(), alias], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
+            })
+            .map_err(StoreError::sql("reading provisional events"))?;
+        for (k, state) in rows {
+            let Ok(old) = k.parse::<EventKey>() else {
+                continue;
+            };
+            if old.agent() != key.agent() {
+                continue;
+            }
+            self.delete_event(&old)?;
+            self.stats.tombstones += 1;
+            // Raw path: nobody upstream re-keys, so the store carries the state over.
+            if let Some(m) = state.and_then(|s| serde_json::from_str::<Merged>(&s).ok()) {
+                let real = old.with_turn(turn);
+                self.join_state(m.rekey(real))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_event(&mut self, key: &EventKey) -> Result<(), StoreError> {
+        let k = key.to_string();
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM events WHERE key = ?1")
+            .and_then(|mut s| s.execute([&k]))
+            .map_err(StoreError::sql("deleting a superseded event"))?;
+        if n > 0 {
+            delete_attrs(self.conn, &k)?;
+            self.touched.touch(key);
+        }
+        Ok(())
+    }
+
+    /// Joins a (re-keyed) raw-path state into its key's row.
+    fn join_state(&mut self, m: Merged) -> Result<(), StoreError> {
+        let key = m.key.to_string();
+        let stored = self.stored(&key)?;
+        let mut state = match stored.as_ref().and_then(|s| s.2.as_deref()) {
+            Some(s) => {
+                serde_json::from_str::<Merged>(s).unwrap_or_else(|_| Merged::new(m.key.clone()))
+            }
+            None => self.rebuild_state(&m.key)?,
+        };
+        state.join(&m);
+        let rec = state.to_record();
+        let json = record_json(&rec)?;
+        let state_json = serde_json::to_string(&state).map_err(|e| StoreError::Corrupt {
+            what: "merge state",
+            reason: e.to_string(),
+        })?;
+        self.write_event(&key, &rec, &json, ns(state.revision()), Some(&state_json))
+    }
+
+    fn tombstone(&mut self, key: &EventKey, new_key: &EventKey) -> Result<(), StoreError> {
+        if key.has_alias_turn() && key.session() == new_key.session() {
+            self.learn_alias(key, key.turn(), new_key.turn())?;
+        }
+        self.delete_event(key)
+    }
+
+    /// The stored (revision, record, state) of `key`.
+    fn stored(&self, key: &str) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT revision, record, state FROM events WHERE key = ?1")
+            .and_then(|mut s| {
+                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(StoreError::sql("reading an event"))
+    }
+
+    /// Whether a candidate (revision, record JSON) replaces the stored row; else why not.
+    fn wins(
+        stored: Option<&(i64, String, Option<String>)>,
+        rev: i64,
+        json: &str,
+    ) -> Result<(), &'static str> {
+        match stored {
+            None => Ok(()),
+            Some((r, j, _)) => {
+                if rev > *r || (rev == *r && json > j.as_str()) {
+                    Ok(())
+                } else if rev == *r && json == j {
+                    Err(skip::DUPLICATE)
+                } else {
+                    Err(skip::OLDER_REVISION)
+                }
+            }
+        }
+    }
+
+    fn merged(&mut self, rec: AgentRecord) -> Result<(), StoreError> {
+        let key = rec.key.to_string();
+        if self.resolved_turn(&rec.key)?.is_some() {
+            // `dedupe` has re-keyed (or will re-key) this provisional event.
+            self.stats.skip(skip::SUPERSEDED);
+            return Ok(());
+        }
+        let json = record_json(&rec)?;
+        let rev = ns(rec.revision.unwrap_or(0));
+        let stored = self.stored(&key)?;
+        match Self::wins(stored.as_ref(), rev, &json) {
+            Ok(()) => self.write_event(&key, &rec, &json, rev, None),
+            Err(reason) => {
+                self.stats.skip(reason);
+                Ok(())
+            }
+        }
+    }
+
+    fn observation(&mut self, mut obs: AgentRecord, d: String) -> Result<(), StoreError> {
+        if let Some(turn) = self.resolved_turn(&obs.key)? {
+            obs.key = obs.key.with_turn(&turn);
+        }
+        let key = obs.key.to_string();
+        let stored = self.stored(&key)?;
+        let prec = &self.options.precedence;
+        let state = stored
+            .as_ref()
+            .and_then(|s| s.2.as_deref())
+            .and_then(|s| serde_json::from_str::<Merged>(s).ok());
+        let state = match state {
+            Some(mut m) => match m.add_with_digest(&obs, d, prec) {
+                Added::Duplicate => {
+                    self.stats.skip(skip::DUPLICATE);
+                    return Ok(());
+                }
+                Added::New { .. } => m,
+            },
+            // No state yet (first observation, or a row written by the merged path): the
+            // archive holds every observation archived under the key; this one is added too,
+            // as it was archived under its provisional key when it has been re-keyed.
+            None => {
+                let mut m = self.rebuild_state(&obs.key)?;
+                m.add_with_digest(&obs, d, prec);
+                m
+            }
+        };
+        let rec = state.to_record();
+        let json = record_json(&rec)?;
+        let rev = ns(state.revision());
+        match Self::wins(stored.as_ref(), rev, &json) {
+            Ok(()) => {
+                let state_json =
+                    serde_json::to_string(&state).map_err(|e| StoreError::Corrupt {
+                        what: "merge state",
+                        reason: e.to_string(),
+                    })?;
+                self.write_event(&key, &rec, &json, rev, Some(&state_json))
+            }
+            Err(reason) => {
+                self.stats.skip(reason);
+                Ok(())
+            }
+        }
+    }
+
+    fn rebuild_state(&self, key: &EventKey) -> Result<Merged, StoreError> {
+        let mut m = Merged::new(key.clone());
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT digest, json FROM observations WHERE key = ?1 ORDER BY digest")
+            .map_err(StoreError::sql("reading the archive"))?;
+        let rows = stmt
+            .query_map([key.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(StoreError::sql("reading the archive"))?;
+        for row in rows {
+            let (d, json) = row.map_err(StoreError::sql("reading the archive"))?;
+            if let Ok(o) = AgentRecord::from_observation_json(&json) {
+                m.add_with_digest(&o, d, &self.options.precedence);
+            }
+        }
+        Ok(m)
+    }
+
+    fn write_event(
+        &mut self,
+        key: &str,
+        rec: &AgentRecord,
+        json: &str,
+        rev: i64,
+        state: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let sources = if rec.sources.is_empty() {
+            rec.source
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default()
+        } else {
+            rec.sources
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let k = &rec.key;
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO events (key, agent, session_id, turn_id, item_id, kind, name,
+                     time_ns, revision, sources, key_fallback, record, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    key,
+                    k.agent().as_str(),
+                    k.session(),
+                    k.turn(),
+                    k.item(),
+                    k.kind().key_part(),
+                    rec.name,
+                    ns(rec.time_unix_nano),
+                    rev,
+                    sources,
+                    k.is_fallback(),
+                    json,
+                    state,
+                ])
+            })
+            .map_err(StoreError::sql("writing an event"))?;
+        delete_attrs(self.conn, key)?;
+        write_attrs(self.conn, k, rec)?;
+        self.stats.upserted += 1;
+        self.touched.touch(k);
+        Ok(())
+    }
+
+    fn raw(&mut self, r: &LogRecord, reason: &str) -> Result<(), StoreError> {
+        let bytes = r.encode_to_vec();
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO raw_records (digest, reason, otlp) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![bytes_digest(&bytes), reason, bytes]))
+            .map_err(StoreError::sql("storing an unreadable record"))?;
+        self.stats.unreadable += 1;
+        tracing::debug!(reason, "unreadable agent record kept in raw_records");
+        Ok(())
+    }
+
+    fn other_log(
+        &mut self,
+        rl: &ResourceLogs,
+        sl: &ScopeLogs,
+        r: &LogRecord,
+    ) -> Result<(), StoreError> {
+        // The record with its resource and scope, so nothing about it is lost.
+        let one = ResourceLogs {
+            resource: rl.resource.clone(),
+            scope_logs: vec![ScopeLogs {
+                scope: sl.scope.clone(),
+                log_records: vec![r.clone()],
+                schema_url: sl.schema_url.clone(),
+            }],
+            schema_url: rl.schema_url.clone(),
+        };
+        let bytes = one.encode_to_vec();
+        let time = if r.time_unix_nano != 0 {
+            r.time_unix_nano
+        } else {
+            r.observed_time_unix_nano
+        };
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO other_logs (digest, time_ns, otlp) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![bytes_digest(&bytes), ns(time), bytes]))
+            .map_err(StoreError::sql("storing a log record"))?;
+        if n > 0 {
+            self.stats.other_logs += 1;
+        } else {
+            self.stats.skip(skip::DUPLICATE);
+        }
+        Ok(())
+    }
+}
+
+/// The archive columns of an observation's JSON (the rest is skipped, not built).
+#[derive(serde::Deserialize)]
+struct ObservationHead {
+    key: String,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    time_unix_nano: u64,
+}
+
+/// The `record` column: the canonical record as JSON, without attached observations (they are
+/// in the archive).
+fn record_json(rec: &AgentRecord) -> Result<String, StoreError> {
+    if rec.observations.is_empty() {
+        serde_json::to_string(rec)
+    } else {
+        let mut r = rec.clone();
+        r.observations.clear();
+        serde_json::to_string(&r)
+    }
+    .map_err(|e| StoreError::Corrupt {
+        what: "record",
+        reason: e.to_string(),
+    })
+}
+
+fn delete_attrs(conn: &Connection, key: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM event_attrs WHERE key = ?1")
+        .and_then(|mut s| s.execute([key]))
+        .map_err(StoreError::sql("deleting event attributes"))?;
+    Ok(())
+}
+
+fn write_attrs(conn: &Connection, key: &EventKey, rec: &AgentRecord) -> Result<(), StoreError> {
+    for name in INDEXED_ATTRS {
+        let Some(value) = lenient::text(rec.get(name)) else {
+            continue;
+        };
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO event_attrs (key, name, session_id, turn_id, kind, time_ns, value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                key.to_string(),
+                name,
+                key.session(),
+                key.turn(),
+                key.kind().key_part(),
+                ns(rec.time_unix_nano),
+                value,
+            ])
+        })
+        .map_err(StoreError::sql("writing event attributes"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,478 @@
+//! The write path on real SQLite files: idempotence, order independence, restarts, tombstones,
+//! the raw-observation path, bad and plain records, migrations.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use agentcol_component::agent::{attr, AgentRecord, Kind, Source};
+use agentcol_component::opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use agentcol_component::opentelemetry_proto::tonic::logs::v1::LogRecord;
+use agentcol_exporter_sqlite::query::Reader;
+use agentcol_exporter_sqlite::store::skip;
+use agentcol_exporter_sqlite::{Store, StoreError, StoreOptions};
+use common::*;
+use serde_json::json;
+
+fn db(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("agentcol.db")
+}
+
+fn open(path: &Path) -> Store {
+    Store::open(path, StoreOptions::default()).unwrap()
+}
+
+/// Writes `records` in batches of `batch`, reopening the store every `restart_every` batches.
+fn write(path: &Path, records: &[AgentRecord], batch: usize, restart_every: Option<usize>) {
+    let mut store = open(path);
+    for (i, chunk) in records.chunks(batch.max(1)).enumerate() {
+        if let Some(n) = restart_every {
+            if i > 0 && i % n == 0 {
+                drop(store);
+                store = open(path);
+            }
+        }
+        store.apply(&logs(chunk)).unwrap();
+    }
+}
+
+fn dump_after(records: &[AgentRecord], batch: usize, restart_every: Option<usize>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    write(&path, records, batch, restart_every);
+    dump(&path)
+}
+
+#[test]
+fn the_same_batch_twice_leaves_identical_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let records = merged_records();
+    let mut store = open(&path);
+    let first = store.apply(&logs(&records)).unwrap();
+    assert!(first.upserted > 0 && first.archived > 0);
+    let once = dump(&path);
+    let second = store.apply(&logs(&records)).unwrap();
+    assert_eq!(dump(&path), once);
+    assert_eq!(second.upserted, 0, "{second:?}");
+    assert_eq!(second.archived, 0, "{second:?}");
+}
+
+#[test]
+fn merged_records_in_any_order_give_identical_tables() {
+    let records = merged_records();
+    let reference = dump_after(&records, records.len(), None);
+    assert!(
+        reference.contains("I'll run the tests first."),
+        "{reference}"
+    );
+    let mut reversed = records.clone();
+    reversed.reverse();
+    assert_eq!(
+        dump_after(&reversed, records.len(), None),
+        reference,
+        "reversed, one batch"
+    );
+    assert_eq!(
+        dump_after(&reversed, 1, None),
+        reference,
+        "reversed, one record per batch"
+    );
+    for seed in [1, 7, 42, 1234, 99_999] {
+        let s = shuffled(&records, seed);
+        assert_eq!(
+            dump_after(&s, 5, None),
+            reference,
+            "shuffled with seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn restarts_in_between_change_nothing() {
+    let records = merged_records();
+    let reference = dump_after(&records, records.len(), None);
+    assert_eq!(dump_after(&records, 3, Some(2)), reference);
+    let s = shuffled(&records, 5);
+    assert_eq!(dump_after(&s, 4, Some(1)), reference);
+    // Everything delivered twice across a restart.
+    let mut twice = s.clone();
+    twice.extend(shuffled(&records, 6));
+    assert_eq!(dump_after(&twice, 7, Some(1)), reference);
+}
+
+#[test]
+fn raw_observations_in_any_order_give_identical_tables() {
+    let records = raw_observations();
+    let reference = dump_after(&records, records.len(), None);
+    let mut reversed = records.clone();
+    reversed.reverse();
+    assert_eq!(dump_after(&reversed, 1, None), reference);
+    for seed in [3, 11, 2024] {
+        assert_eq!(
+            dump_after(&shuffled(&records, seed), 2, Some(3)),
+            reference,
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn derived_tables_are_a_function_of_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    write(&path, &shuffled(&merged_records(), 77), 3, None);
+    let incremental = dump(&path);
+    open(&path).rebuild_derived().unwrap();
+    assert_eq!(dump(&path), incremental);
+}
+
+#[test]
+fn derived_rows_follow_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    write(&path, &merged_records(), 100, None);
+    let r = Reader::open(&path).unwrap();
+    let s = r.find_session(&THREAD[..8]).unwrap();
+    assert_eq!(s.agent, "codex");
+    assert_eq!(s.cwd.as_deref(), Some("/work/proj"));
+    assert_eq!(s.git_branch.as_deref(), Some("main"));
+    assert_eq!(s.git_commit.as_deref(), Some("abc123"));
+    assert_eq!(s.model.as_deref(), Some("gpt-5.1-codex"));
+    assert_eq!(s.status, "ended");
+    assert_eq!(s.started_ns, Some(T0));
+    assert_eq!(s.ended_ns, Some(T0 + 30_000 * MS));
+    assert_eq!(s.turns, 2, "the unresolved ~trace turn is not counted");
+    let turns = r.turns(THREAD).unwrap();
+    assert_eq!(turns.len(), 3);
+    assert_eq!(
+        (turns[0].turn_id.as_str(), turns[0].ordinal),
+        (TURN1, Some(1))
+    );
+    assert_eq!(
+        (turns[1].turn_id.as_str(), turns[1].ordinal),
+        (TURN2, Some(2))
+    );
+    assert!(turns[2].is_provisional() && turns[2].ordinal.is_none());
+    assert_eq!(turns[0].prompt.as_deref(), Some("fix the failing test"));
+    assert_eq!(turns[0].model.as_deref(), Some("gpt-5.1-codex"));
+    assert_eq!(turns[0].started_ns, Some(T0 + 1000 * MS));
+    assert_eq!(turns[0].ended_ns, Some(T0 + 3000 * MS));
+    let tools = r.tool_calls(THREAD).unwrap();
+    assert_eq!(tools.len(), 2);
+    let t = &tools[0];
+    assert_eq!(t.call_id, "call_1");
+    assert_eq!(
+        t.tool_name.as_deref(),
+        Some("Bash"),
+        "hook outranks otlp for codex"
+    );
+    assert_eq!(t.input.as_deref(), Some(r#"{"command":"cargo test"}"#));
+    assert_eq!(
+        t.output.as_deref(),
+        Some("running 1 test\ntest result: ok. 1 passed")
+    );
+    assert_eq!(t.exit_code, Some(0));
+    assert_eq!(t.success, Some(true), "only otlp had it: gaps are filled");
+    assert_eq!(
+        t.duration_ms,
+        Some(91),
+        "a numeric string is read as a number"
+    );
+    assert_eq!(t.started_ns, Some(T0 + 2100 * MS));
+    assert_eq!(
+        t.ended_ns,
+        Some(T0 + 2290 * MS),
+        "the hook outranks otlp for the time too"
+    );
+    let usage = r.usage(THREAD).unwrap();
+    let u1 = usage.iter().find(|u| u.item_id == "resp_1").unwrap();
+    assert_eq!(
+        (
+            u1.input_tokens,
+            u1.output_tokens,
+            u1.cache_read_tokens,
+            u1.reasoning_tokens,
+            u1.total_tokens
+        ),
+        (Some(1200), Some(300), Some(100), Some(20), Some(1500))
+    );
+    assert_eq!(u1.cost_usd, Some(0.0125));
+    assert_eq!(u1.scope, "response");
+    let u2 = usage.iter().find(|u| u.item_id == "resp_2").unwrap();
+    assert_eq!(u2.scope, "response", "a missing scope means response");
+    let events = r.events(THREAD).unwrap();
+    assert!(events.windows(2).all(
+        |w| (w[0].record.time_unix_nano, &w[0].key) <= (w[1].record.time_unix_nano, &w[1].key)
+    ));
+    let prompt = events
+        .iter()
+        .find(|e| e.kind == "user_prompt" && e.key.contains(TURN1))
+        .unwrap();
+    assert_eq!(prompt.revision, 1);
+    assert_eq!(prompt.sources, ["otlp", "rollout"]);
+}
+
+#[test]
+fn a_tombstone_removes_the_provisional_row_and_its_derived_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let (o, resolved) = provisional();
+    let provisional_key = o.key.to_string();
+    let p = agentcol_component::agent::Precedence::default();
+    let m = agentcol_component::agent::Merged::from_observation(&o, &p);
+    let mut store = open(&path);
+    store.apply(&logs(&[m.to_record()])).unwrap();
+    let q = |sql: &str| count(&path, sql);
+    assert_eq!(
+        q(&format!(
+            "SELECT count(*) FROM events WHERE key = '{provisional_key}'"
+        )),
+        1
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM turns WHERE turn_id LIKE '~trace:%'"),
+        1
+    );
+    assert_eq!(q("SELECT events FROM sessions"), 1);
+    let mut tomb = m.to_record();
+    tomb.superseded_by = Some(resolved.clone());
+    let stats = store
+        .apply(&logs(&[
+            tomb.clone(),
+            m.clone().rekey(resolved.clone()).to_record(),
+        ]))
+        .unwrap();
+    assert_eq!(stats.tombstones, 1);
+    assert_eq!(
+        q(&format!(
+            "SELECT count(*) FROM events WHERE key = '{provisional_key}'"
+        )),
+        0
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM turns WHERE turn_id LIKE '~trace:%'"),
+        0
+    );
+    assert_eq!(
+        q(&format!(
+            "SELECT count(*) FROM turns WHERE turn_id = '{TURN2}'"
+        )),
+        1
+    );
+    assert_eq!(q("SELECT events FROM sessions"), 1);
+    let after = dump(&path);
+    // The provisional record replayed later (or overtaken by its tombstone) stays deleted.
+    let again = store.apply(&logs(&[m.to_record()])).unwrap();
+    assert_eq!(again.skipped.get(skip::SUPERSEDED), Some(&1));
+    assert_eq!(dump(&path), after);
+    let dir2 = tempfile::tempdir().unwrap();
+    let path2 = db(&dir2);
+    open(&path2)
+        .apply(&logs(&[
+            m.clone().rekey(resolved).to_record(),
+            tomb,
+            m.to_record(),
+        ]))
+        .unwrap();
+    assert_eq!(dump(&path2), after, "tombstone first");
+}
+
+#[test]
+fn raw_observations_merge_with_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let k = key(Some(TURN1), Some("call_1"), Kind::ToolResult);
+    let otlp = obs(
+        &k,
+        Source::Otlp,
+        5,
+        &[
+            (attr::TOOL_NAME, json!("exec_command")),
+            (attr::TOOL_SUCCESS, json!(true)),
+        ],
+        json!("ok"),
+    );
+    let hook = obs(
+        &k,
+        Source::Hook,
+        7,
+        &[(attr::TOOL_NAME, json!("Bash"))],
+        json!("ok\n"),
+    );
+    let mut store = open(&path);
+    store.apply(&logs(std::slice::from_ref(&otlp))).unwrap();
+    let r = Reader::open(&path).unwrap();
+    let e = &r.events(THREAD).unwrap()[0];
+    assert_eq!((e.revision, e.record.body.clone()), (0, json!("ok")));
+    let stats = store.apply(&logs(&[hook.clone(), otlp.clone()])).unwrap();
+    assert_eq!(stats.skipped.get(skip::DUPLICATE), Some(&1), "{stats:?}");
+    let e = &r.events(THREAD).unwrap()[0];
+    assert_eq!(e.revision, 1);
+    assert_eq!(e.record.body, json!("ok\n"), "hook outranks otlp");
+    assert_eq!(e.record.get(attr::TOOL_NAME), Some(&json!("Bash")));
+    assert_eq!(e.record.get(attr::TOOL_SUCCESS), Some(&json!(true)));
+    assert_eq!(e.record.source, Some(Source::Hook));
+    assert_eq!(e.sources, ["otlp", "hook"]);
+    assert_eq!(count(&path, "SELECT count(*) FROM observations"), 2);
+    assert_eq!(
+        count(&path, "SELECT count(*) FROM events WHERE state IS NOT NULL"),
+        1
+    );
+}
+
+#[test]
+fn a_lower_revision_never_replaces_a_higher_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let records = merged_records();
+    let prompt: Vec<&AgentRecord> = records
+        .iter()
+        .filter(|r| r.key.kind() == Kind::UserPrompt && r.key.turn() == TURN1)
+        .collect();
+    assert_eq!(prompt.len(), 2);
+    let mut store = open(&path);
+    store.apply(&logs(&[prompt[1].clone()])).unwrap();
+    let stats = store.apply(&logs(&[prompt[0].clone()])).unwrap();
+    assert_eq!(stats.skipped.get(skip::OLDER_REVISION), Some(&1));
+    assert_eq!(
+        count(
+            &path,
+            "SELECT revision FROM events WHERE kind = 'user_prompt'"
+        ),
+        1
+    );
+}
+
+fn kv(key: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn unreadable_and_plain_records_are_kept_or_counted_and_the_batch_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let good = raw_observations()[0].to_log_record();
+    let bad = LogRecord {
+        attributes: vec![kv(attr::EVENT_KEY, "v1|nope")],
+        ..Default::default()
+    };
+    let plain = LogRecord {
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("GET /healthz".into())),
+        }),
+        time_unix_nano: 5,
+        ..Default::default()
+    };
+    let mut store = open(&path);
+    let stats = store
+        .apply(&logs_of(vec![
+            bad.clone(),
+            plain.clone(),
+            good.clone(),
+            bad.clone(),
+        ]))
+        .unwrap();
+    assert_eq!(stats.unreadable, 2);
+    assert_eq!(stats.skipped.get(skip::NOT_AGENT), Some(&1));
+    assert_eq!(stats.upserted, 1);
+    assert_eq!(
+        count(&path, "SELECT count(*) FROM raw_records"),
+        1,
+        "same bytes, one row"
+    );
+    let reason: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT reason FROM raw_records", [], |r| r.get(0))
+        .unwrap();
+    assert!(reason.contains("agent.event.key"), "{reason}");
+    assert_eq!(count(&path, "SELECT count(*) FROM other_logs"), 0);
+    drop(store);
+    let mut keep = Store::open(
+        &path,
+        StoreOptions {
+            keep_other_logs: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let stats = keep.apply(&logs_of(vec![plain.clone(), plain])).unwrap();
+    assert_eq!(stats.other_logs, 1);
+    assert_eq!(count(&path, "SELECT count(*) FROM other_logs"), 1);
+    assert_eq!(count(&path, "SELECT time_ns FROM other_logs"), 5);
+}
+
+#[cfg(unix)]
+#[test]
+fn files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/agentcol.db");
+    let mut store = open(&path);
+    store.apply(&logs(&merged_records())).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    for suffix in ["-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        assert!(p.exists(), "{} exists in WAL mode", p.display());
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+    let journal: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    drop(open(&path));
+    let latest = agentcol_exporter_sqlite::schema::latest_version();
+    let v: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, latest);
+    // Reopening a current file migrates nothing and keeps the data.
+    drop(open(&path));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {}", latest + 1))
+        .unwrap();
+    let err = Store::open(&path, StoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooNew { found, .. } if found == latest + 1),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer agentcol"), "{err}");
+    let err = Reader::open(&path).unwrap_err();
+    assert!(err.to_string().contains("schema version"), "{err}");
+}
+
+#[test]
+fn foreign_databases_and_missing_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let err = Store::open(&path, StoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("not an agentcol store"), "{err}");
+    let err = Reader::open(&dir.path().join("missing.db")).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(
+        !dir.path().join("missing.db").exists(),
+        "the reader creates nothing"
+    );
+}

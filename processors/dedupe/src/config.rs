@@ -1,0 +1,149 @@
+//! The `dedupe` processor's settings.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use agentcol_component::agent::Precedence;
+use agentcol_component::config::ConfigError;
+use agentcol_component::{ComponentConfig, Duration};
+use serde::{Deserialize, Serialize};
+
+/// Settings of one `dedupe` instance (`processors: dedupe/store: {...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupeConfig {
+    /// How long a new key is held before its first emission, so that the other channels'
+    /// observations (and alias declarations) are folded in first. `0s`: emit within the same
+    /// `consume` call, acknowledged by downstream. The store pipeline uses `0s`; a forwarding
+    /// pipeline a few seconds.
+    pub settle_window: Duration,
+    /// Channel precedence per agent, best first.
+    pub precedence: Precedence,
+    /// Attach to each emitted record the raw observations that are new since its previous
+    /// emission (`agent.event.observations`), so the store can archive them losslessly.
+    /// Forwarding pipelines set it to `false`.
+    pub attach_observations: bool,
+    /// The state database. Default `<root>/state/dedupe/<id with / replaced by _>.db`; a
+    /// relative path is taken relative to the root.
+    pub state_path: Option<PathBuf>,
+    /// How many of the latest decisions the state database keeps for `agentcol status --dedupe`
+    /// (`0` keeps none; the per-decision totals are always kept).
+    pub decisions_kept: usize,
+    /// How many keys are kept in memory; colder keys are read from the state database when
+    /// they are seen again.
+    pub cache_keys: usize,
+    /// How long `shutdown` keeps trying to deliver what is still pending (settle window > 0).
+    /// What is left stays pending on disk and goes out at the next start.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for DedupeConfig {
+    fn default() -> Self {
+        DedupeConfig {
+            settle_window: Duration::default(),
+            precedence: Precedence::default(),
+            attach_observations: true,
+            state_path: None,
+            decisions_kept: 1000,
+            cache_keys: 100_000,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ComponentConfig for DedupeConfig {
+    fn validate(&self) -> Result<(), Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        if self.cache_keys == 0 {
+            errors.push(ConfigError::new("cache_keys", "must be at least 1"));
+        }
+        if let Some(p) = &self.state_path {
+            if p.as_os_str().is_empty() {
+                errors.push(ConfigError::new(
+                    "state_path",
+                    "must not be empty (remove it to use the default)",
+                ));
+            } else if p.file_name().is_none() {
+                errors.push(ConfigError::new("state_path", "must name a file"));
+            }
+        }
+        for (agent, list) in [
+            ("codex", &self.precedence.codex),
+            ("claude_code", &self.precedence.claude_code),
+        ] {
+            let mut seen = BTreeSet::new();
+            for (i, s) in list.iter().enumerate() {
+                if !seen.insert(*s) {
+                    errors.push(ConfigError::new(
+                        format!("precedence::{agent}::{i}"),
+                        format!("channel {s:?} is listed twice", s = s.as_str()),
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentcol_component::agent::Source;
+    use agentcol_component::config::decode;
+
+    #[test]
+    fn defaults() {
+        let c = decode::<DedupeConfig>(serde_json::Value::Null).unwrap();
+        assert_eq!(c, DedupeConfig::default());
+        assert!(c.settle_window.is_zero());
+        assert!(c.attach_observations);
+        assert_eq!(c.decisions_kept, 1000);
+        assert_eq!(c.cache_keys, 100_000);
+        assert_eq!(
+            c.precedence.codex,
+            vec![
+                Source::AppServer,
+                Source::Rollout,
+                Source::Hook,
+                Source::Otlp
+            ]
+        );
+    }
+
+    #[test]
+    fn faults_carry_their_path() {
+        let e = decode::<DedupeConfig>(serde_json::json!({"bogus": 1})).unwrap_err();
+        assert!(e[0].message.contains("bogus"), "{e:?}");
+        let e = decode::<DedupeConfig>(serde_json::json!({"settle_window": "5"})).unwrap_err();
+        assert_eq!(e[0].path, "settle_window");
+        let e = decode::<DedupeConfig>(serde_json::json!({
+            "cache_keys": 0,
+            "state_path": "",
+            "precedence": {"codex": ["hook", "otlp", "hook"]},
+        }))
+        .unwrap_err();
+        let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["cache_keys", "state_path", "precedence::codex::2"]);
+        let e = decode::<DedupeConfig>(serde_json::json!({"precedence": {"codex": ["fax"]}}))
+            .unwrap_err();
+        assert!(e[0].path.starts_with("precedence::codex"), "{e:?}");
+    }
+
+    #[test]
+    fn a_partial_precedence_keeps_the_other_agent_default() {
+        let c = decode::<DedupeConfig>(serde_json::json!({
+            "settle_window": "2s",
+            "precedence": {"codex": ["otlp", "hook"]},
+            "attach_observations": false,
+        }))
+        .unwrap();
+        assert_eq!(c.settle_window, Duration::from_secs(2));
+        assert_eq!(c.precedence.codex, vec![Source::Otlp, Source::Hook]);
+        assert_eq!(c.precedence.claude_code, Precedence::default().claude_code);
+        assert!(!c.attach_observations);
+    }
+}

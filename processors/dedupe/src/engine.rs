@@ -1,0 +1,912 @@
+//! The synchronous core: staging a batch of observations against the state, planning what to
+//! emit, and committing.
+//!
+//! A batch never changes the engine until [`Engine::commit`]: every key it touches is *moved*
+//! from the cache (or read from the database) into the batch's staging area and changed there.
+//! If downstream refuses the batch's output, the caller drops the batch and the keys it had
+//! taken are simply re-read from the database next time, which still holds the last committed
+//! state. So a refused delivery leaves no trace, and its retry is not mistaken for a duplicate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use agentcol_component::agent::merge::digest;
+use agentcol_component::agent::{
+    attr, trace_alias, Added, AgentRecord, EventKey, Merged, Precedence, RecordError,
+};
+use agentcol_component::opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
+    LogRecord, ResourceLogs, ScopeLogs,
+};
+use agentcol_component::Logs;
+use prost::Message;
+
+use crate::cache::Lru;
+use crate::store::{AliasId, DecisionKind, DecisionRow, KeyState, StateError, Store, Tomb, Write};
+
+/// Maps keyed by ids that come from outside: foldhash is fast on short keys and seeded per
+/// process, so colliding ids cannot be precomputed.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The scope of records emitted outside their input position when their origin is unknown.
+pub const SCOPE_NAME: &str = "agentcol.dedupe";
+
+/// How many origin templates are kept in memory.
+const ORIGIN_CACHE: usize = 1024;
+
+/// What one committed batch counted (applied to the Prometheus counters after commit).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub unique: u64,
+    pub duplicate: u64,
+    pub merged: u64,
+    pub revised: u64,
+    pub rekeyed: u64,
+    pub tombstone: u64,
+    pub unreadable: u64,
+}
+
+/// How the engine behaves.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub window_ms: i64,
+    pub attach: bool,
+    pub precedence: Precedence,
+    pub cache_keys: usize,
+}
+
+#[derive(Debug)]
+struct Staged {
+    /// The key as text (`agent.event.key`).
+    text: String,
+    /// `None`: absent, or deleted by this batch (a resolved provisional key).
+    state: Option<KeyState>,
+    dirty: bool,
+    /// In [`Batch::order`] (touched by an observation, an alias move or a flush).
+    touched: bool,
+    /// Input position of the key's first observation in this batch.
+    slot: Option<usize>,
+}
+
+impl Staged {
+    /// Records that the key was touched at `slot`; true the first time (the caller then appends
+    /// it to the batch's order).
+    fn touch(&mut self, slot: Option<usize>) -> bool {
+        if let Some(n) = slot {
+            self.slot = Some(self.slot.map_or(n, |o| o.min(n)));
+        }
+        !std::mem::replace(&mut self.touched, true)
+    }
+}
+
+/// One planned emission: the merged record of a key and the tombstones it owes.
+#[derive(Debug)]
+struct Emission {
+    key: EventKey,
+    /// The revision emitted; `None` when only tombstones go out.
+    revision: Option<u64>,
+    source: Option<&'static str>,
+    /// Input position of the key's first observation in this batch, if any.
+    slot: Option<usize>,
+    origin: Option<i64>,
+    records: Vec<LogRecord>,
+}
+
+/// A batch being staged. Dropping it discards every change.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    staged: HashMap<EventKey, Staged>,
+    /// Touched keys, in first-touch order.
+    order: Vec<EventKey>,
+    aliases: HashMap<AliasId, String>,
+    alias_order: Vec<AliasId>,
+    /// Provisional keys created by this batch, by alias.
+    provisional: HashMap<AliasId, Vec<EventKey>>,
+    origins: Vec<(i64, Vec<u8>, Arc<ResourceLogs>)>,
+    decisions: Vec<DecisionRow>,
+    emissions: Vec<Emission>,
+    counts: Counts,
+    /// Whether a pending mark was set or cleared (the pending summary must be refreshed).
+    touched_pending: bool,
+}
+
+impl Batch {
+    fn decide(&mut self, row: DecisionRow) {
+        let c = &mut self.counts;
+        match row.decision {
+            DecisionKind::Unique => c.unique += 1,
+            DecisionKind::Duplicate => c.duplicate += 1,
+            DecisionKind::Merged => c.merged += 1,
+            DecisionKind::Revised => c.revised += 1,
+            DecisionKind::Rekeyed => c.rekeyed += 1,
+            DecisionKind::Tombstone => c.tombstone += 1,
+        }
+        self.decisions.push(row);
+    }
+}
+
+/// A staged batch and what must be sent downstream before it may be committed.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub output: Logs,
+    pub batch: Batch,
+}
+
+/// Where each input record goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Not an agent observation: passes through in place.
+    Pass,
+    /// An observation: replaced by its key's emission (at its first observation) or dropped.
+    Obs,
+}
+
+pub(crate) struct Engine {
+    store: Store,
+    settings: Settings,
+    cache: Lru<EventKey, KeyState>,
+    aliases: HashMap<AliasId, Option<String>>,
+    origins: HashMap<i64, Arc<ResourceLogs>>,
+    pending: (u64, Option<i64>),
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Engine({:?}, {} cached keys)",
+            self.store,
+            self.cache.len()
+        )
+    }
+}
+
+/// A trace id as declared by `agent.alias.trace_id`: 32 hex digits, not all zero, lowercased.
+fn trace_hex(v: &serde_json::Value) -> Option<String> {
+    let s = v.as_str()?.trim();
+    (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0'))
+        .then(|| s.to_ascii_lowercase())
+}
+
+fn tombstone(t: &Tomb, real: &EventKey) -> AgentRecord {
+    let mut r = AgentRecord::observation(
+        t.key.clone(),
+        t.key.kind().event_name(),
+        agentcol_component::agent::Source::Otlp,
+        t.time,
+    );
+    r.source = None;
+    r.revision = Some(t.revision);
+    r.superseded_by = Some(real.clone());
+    r
+}
+
+fn default_template() -> ResourceLogs {
+    ResourceLogs {
+        resource: None,
+        scope_logs: vec![ScopeLogs {
+            scope: Some(InstrumentationScope {
+                name: SCOPE_NAME.into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+impl Engine {
+    pub fn new(store: Store, settings: Settings) -> Result<Engine, StateError> {
+        let pending = store.pending_summary()?;
+        Ok(Engine {
+            cache: Lru::new(settings.cache_keys),
+            store,
+            settings,
+            aliases: HashMap::default(),
+            origins: HashMap::default(),
+            pending,
+        })
+    }
+
+    /// Keys pending emission, and the earliest due time (Unix ms).
+    pub fn pending(&self) -> (u64, Option<i64>) {
+        self.pending
+    }
+
+    #[cfg(test)]
+    pub fn cached_keys(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Moves `key` into the batch (from the cache, else the database) and returns it.
+    fn stage<'b>(
+        &mut self,
+        b: &'b mut Batch,
+        key: &EventKey,
+    ) -> Result<&'b mut Staged, StateError> {
+        if !b.staged.contains_key(key) {
+            let text = key.to_string();
+            let state = match self.cache.take(key) {
+                Some(s) => Some(s),
+                None => match self.store.load_key(&text) {
+                    Ok(s) => s,
+                    Err(e @ StateError::Invalid { .. }) => {
+                        // One unreadable row must not wedge every batch that touches its key.
+                        tracing::error!(key = %text, error = %e, "dedupe state of this key is unreadable; starting it afresh");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            b.staged.insert(
+                key.clone(),
+                Staged {
+                    text,
+                    state,
+                    dirty: false,
+                    touched: false,
+                    slot: None,
+                },
+            );
+        }
+        b.staged.get_mut(key).ok_or_else(|| StateError::Invalid {
+            path: Default::default(),
+            reason: "staged key vanished".into(),
+        })
+    }
+
+    /// The real turn of an alias: this batch's declarations, then the cache, then the database.
+    fn alias(&mut self, b: &Batch, id: &AliasId) -> Result<Option<String>, StateError> {
+        if let Some(t) = b.aliases.get(id) {
+            return Ok(Some(t.clone()));
+        }
+        if let Some(t) = self.aliases.get(id) {
+            return Ok(t.clone());
+        }
+        let t = self.store.load_alias(id)?;
+        if self.aliases.len() >= self.settings.cache_keys {
+            self.aliases.clear();
+        }
+        // Negative answers are cached too: this engine is the database's only writer and
+        // updates the cache when it commits a declaration.
+        self.aliases.insert(id.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// The origin id of a resource + scope, interning its template.
+    fn origin_of(&mut self, b: &mut Batch, rl: &ResourceLogs, sl: &ScopeLogs) -> i64 {
+        let template = ResourceLogs {
+            resource: rl.resource.clone(),
+            schema_url: rl.schema_url.clone(),
+            scope_logs: vec![ScopeLogs {
+                scope: sl.scope.clone(),
+                schema_url: sl.schema_url.clone(),
+                log_records: Vec::new(),
+            }],
+        };
+        let bytes = template.encode_to_vec();
+        let id = xxhash_rust::xxh3::xxh3_64(&bytes) as i64;
+        if !self.origins.contains_key(&id) && !b.origins.iter().any(|(i, _, _)| *i == id) {
+            b.origins.push((id, bytes, Arc::new(template)));
+        }
+        id
+    }
+
+    fn template(&mut self, b: &Batch, id: Option<i64>) -> ResourceLogs {
+        let Some(id) = id else {
+            return default_template();
+        };
+        if let Some(t) = self.origins.get(&id) {
+            return (**t).clone();
+        }
+        if let Some((_, _, t)) = b.origins.iter().find(|(i, _, _)| *i == id) {
+            return (**t).clone();
+        }
+        match self.store.load_origin(id) {
+            Ok(Some(bytes)) => match ResourceLogs::decode(bytes.as_slice()) {
+                Ok(t) if t.scope_logs.len() == 1 => {
+                    if self.origins.len() >= ORIGIN_CACHE {
+                        self.origins.clear();
+                    }
+                    let t = Arc::new(t);
+                    self.origins.insert(id, t.clone());
+                    (*t).clone()
+                }
+                _ => default_template(),
+            },
+            _ => default_template(),
+        }
+    }
+
+    /// Stages one observation found at input position `slot`.
+    fn observe(
+        &mut self,
+        b: &mut Batch,
+        obs: AgentRecord,
+        slot: usize,
+        origin: i64,
+    ) -> Result<(), StateError> {
+        let json = obs.observation_json();
+        let d = digest(&json);
+        let source = obs.source.map(|s| s.as_str());
+        let mut key = obs.key.clone();
+        if key.has_alias_turn() {
+            if let Some(turn) = self.alias(b, &AliasId::of(&key))? {
+                let real = key.with_turn(&turn);
+                b.decide(DecisionRow {
+                    key: real.to_string(),
+                    decision: DecisionKind::Rekeyed,
+                    revision: None,
+                    source,
+                    note: Some(format!("from {key}")),
+                });
+                key = real;
+            }
+        }
+        let entry = self.stage(b, &key)?;
+        let first_touch = entry.touch(Some(slot));
+        let precedence = &self.settings.precedence;
+        let attach = self.settings.attach;
+        let created = entry.state.is_none();
+        let st = entry
+            .state
+            .get_or_insert_with(|| KeyState::new(Merged::new(key.clone()), Some(origin)));
+        let added = st.merged.add_with_digest(&obs, d, precedence);
+        let revision = Some(st.merged.revision());
+        let decision = match added {
+            Added::Duplicate => DecisionKind::Duplicate,
+            Added::New { .. } => {
+                entry.dirty = true;
+                if attach {
+                    st.unsent.push(json);
+                }
+                if created {
+                    DecisionKind::Unique
+                } else {
+                    DecisionKind::Merged
+                }
+            }
+        };
+        let text = entry.text.clone();
+        if first_touch {
+            b.order.push(key.clone());
+        }
+        if created && key.has_alias_turn() {
+            b.provisional
+                .entry(AliasId::of(&key))
+                .or_default()
+                .push(key.clone());
+        }
+        b.decide(DecisionRow {
+            key: text,
+            decision,
+            revision,
+            source,
+            note: None,
+        });
+        // A record whose own key has a real turn and that carries the turn's trace id declares
+        // the alias `~trace:<hex>` → turn for its session.
+        let original = &obs.key;
+        if !original.turn().is_empty() && !original.has_alias_turn() {
+            if let Some(hex) = obs.get(attr::ALIAS_TRACE_ID).and_then(trace_hex) {
+                let id = AliasId {
+                    agent: original.agent().as_str(),
+                    session: original.session().to_string(),
+                    alias: trace_alias(&hex),
+                };
+                self.declare(b, id, original.turn())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Learns an alias and folds every state held under its provisional keys into the real keys.
+    fn declare(&mut self, b: &mut Batch, id: AliasId, turn: &str) -> Result<(), StateError> {
+        match self.alias(b, &id)? {
+            Some(t) if t == turn => return Ok(()),
+            Some(t) => {
+                tracing::warn!(agent = id.agent, session = %id.session, alias = %id.alias, known = %t, declared = %turn, "conflicting trace alias declaration ignored; the first one is kept");
+                return Ok(());
+            }
+            None => {}
+        }
+        b.aliases.insert(id.clone(), turn.to_string());
+        b.alias_order.push(id.clone());
+        let mut provisional: Vec<EventKey> = Vec::new();
+        for text in self.store.provisional_keys(&id)? {
+            match text.parse::<EventKey>() {
+                Ok(k) => provisional.push(k),
+                Err(e) => {
+                    tracing::warn!(key = %text, error = %e, "unreadable provisional key skipped")
+                }
+            }
+        }
+        if let Some(v) = b.provisional.get(&id) {
+            provisional.extend(v.iter().cloned());
+        }
+        provisional.sort();
+        provisional.dedup();
+        for p in provisional {
+            let pentry = self.stage(b, &p)?;
+            let Some(ps) = pentry.state.take() else {
+                continue;
+            };
+            pentry.dirty = true;
+            let pslot = pentry.slot;
+            let real = p.with_turn(turn);
+            if self.stage(b, &real)?.touch(pslot) {
+                b.order.push(real.clone());
+            }
+            let tomb = ps.emitted.map(|e| Tomb {
+                key: p.clone(),
+                revision: e + 1,
+                time: ps
+                    .merged
+                    .value("time")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0),
+            });
+            let pdue = ps.due_ms;
+            let rentry = self.stage(b, &real)?;
+            let mut rs = match rentry.state.take() {
+                None => KeyState {
+                    merged: ps.merged.rekey(real.clone()),
+                    emitted: None,
+                    pending: ps.pending,
+                    due_ms: ps.due_ms,
+                    unsent: ps.unsent,
+                    supersedes: Vec::new(),
+                    origin: ps.origin,
+                },
+                Some(mut rs) => {
+                    rs.merged.join(&ps.merged);
+                    rs.unsent.extend(ps.unsent);
+                    if ps.pending {
+                        rs.due_ms = match (rs.pending, rs.due_ms, pdue) {
+                            (true, Some(a), Some(c)) => Some(a.min(c)),
+                            (true, Some(a), None) => Some(a),
+                            _ => pdue,
+                        };
+                        rs.pending = true;
+                    }
+                    if rs.origin.is_none() {
+                        rs.origin = ps.origin;
+                    }
+                    rs
+                }
+            };
+            rs.supersedes.extend(tomb);
+            let revision = Some(rs.merged.revision());
+            rentry.state = Some(rs);
+            rentry.dirty = true;
+            let text = rentry.text.clone();
+            b.decide(DecisionRow {
+                key: text,
+                decision: DecisionKind::Rekeyed,
+                revision,
+                source: None,
+                note: Some(format!("from {p}")),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stages a request's observations. With no settle window, plans their emission; with one,
+    /// marks their keys pending. The output holds what must be accepted downstream before the
+    /// batch may be committed: pass-through records in place, plus (no window) the emissions.
+    pub fn ingest(&mut self, mut logs: Logs, now_ms: i64) -> Result<Prepared, StateError> {
+        let mut b = Batch::default();
+        let mut slots = Vec::with_capacity(logs.resource_logs.len());
+        let mut slot = 0usize;
+        for rl in &logs.resource_logs {
+            for sl in &rl.scope_logs {
+                let mut origin = None;
+                for rec in &sl.log_records {
+                    let kind = match AgentRecord::from_log_record(rec) {
+                        Err(RecordError::NotAgent) => Slot::Pass,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "unreadable agent record passed through");
+                            b.counts.unreadable += 1;
+                            Slot::Pass
+                        }
+                        // Already merged (another dedupe upstream) or a tombstone: not an
+                        // observation, passed through untouched.
+                        Ok(r) if r.revision.is_some() || r.superseded_by.is_some() => Slot::Pass,
+                        Ok(r) => {
+                            let o = match origin {
+                                Some(o) => o,
+                                None => *origin.insert(self.origin_of(&mut b, rl, sl)),
+                            };
+                            self.observe(&mut b, r, slot, o)?;
+                            Slot::Obs
+                        }
+                    };
+                    slots.push(kind);
+                    slot += 1;
+                }
+            }
+        }
+        if self.settings.window_ms == 0 {
+            self.plan(&mut b, false);
+        } else {
+            self.mark_pending(&mut b, now_ms);
+        }
+        self.assemble(&mut logs, &slots, &mut b);
+        Ok(Prepared {
+            output: logs,
+            batch: b,
+        })
+    }
+
+    /// Settle window: every touched key that owes an emission becomes pending. A key never
+    /// emitted is due one window after its first observation; a key already emitted (a later
+    /// revision) or owing a tombstone is due at once.
+    fn mark_pending(&mut self, b: &mut Batch, now_ms: i64) {
+        let window = self.settings.window_ms;
+        for key in &b.order {
+            let Some(s) = b.staged.get_mut(key) else {
+                continue;
+            };
+            let Some(st) = s.state.as_mut() else {
+                continue;
+            };
+            if !st.needs_emit() {
+                continue;
+            }
+            let urgent = st.emitted.is_some() || !st.supersedes.is_empty();
+            let due = if urgent {
+                now_ms
+            } else {
+                now_ms.saturating_add(window)
+            };
+            let due = match (st.pending, st.due_ms) {
+                (true, Some(d)) => d.min(due),
+                _ => due,
+            };
+            if !st.pending || st.due_ms != Some(due) {
+                st.pending = true;
+                st.due_ms = Some(due);
+                s.dirty = true;
+            }
+            b.touched_pending = true;
+        }
+    }
+
+    /// Plans the emission of every touched key that owes one. `flush`: the keys are pending
+    /// ones taken by the flush task; those owing nothing have their mark cleared.
+    fn plan(&mut self, b: &mut Batch, flush: bool) {
+        let attach = self.settings.attach;
+        for key in &b.order {
+            let Some(s) = b.staged.get_mut(key) else {
+                continue;
+            };
+            let Some(st) = s.state.as_mut() else {
+                continue;
+            };
+            if !st.needs_emit() {
+                if flush && st.pending {
+                    st.pending = false;
+                    st.due_ms = None;
+                    st.unsent.clear();
+                    s.dirty = true;
+                    b.touched_pending = true;
+                }
+                continue;
+            }
+            let mut records = Vec::with_capacity(1 + st.supersedes.len());
+            let new_revision = st.has_new_revision();
+            let mut source = None;
+            if new_revision {
+                let mut r = st.merged.to_record();
+                source = r.source.map(|s| s.as_str());
+                if attach {
+                    r.observations = std::mem::take(&mut st.unsent);
+                }
+                records.push(r.to_log_record());
+            }
+            for t in &st.supersedes {
+                records.push(tombstone(t, key).to_log_record());
+            }
+            b.emissions.push(Emission {
+                key: key.clone(),
+                revision: new_revision.then(|| st.merged.revision()),
+                source,
+                slot: s.slot,
+                origin: st.origin,
+                records,
+            });
+        }
+    }
+
+    /// Builds the output in place: pass-through records stay where they were, each emission
+    /// takes the place of its key's first observation in this batch (tombstones right after
+    /// it), other observations go; emissions with no place in the input (keys moved by an
+    /// alias, flushes) are appended under their origin's resource and scope.
+    fn assemble(&mut self, logs: &mut Logs, slots: &[Slot], b: &mut Batch) {
+        let mut at: HashMap<usize, Vec<LogRecord>> = HashMap::default();
+        let mut loose: Vec<(Option<i64>, Vec<LogRecord>)> = Vec::new();
+        for e in &mut b.emissions {
+            let records = std::mem::take(&mut e.records);
+            if records.is_empty() {
+                continue;
+            }
+            match e.slot {
+                Some(s) => at.entry(s).or_default().extend(records),
+                None => match loose.iter_mut().find(|(o, _)| *o == e.origin) {
+                    Some((_, v)) => v.extend(records),
+                    None => loose.push((e.origin, records)),
+                },
+            }
+        }
+        let mut slot = 0usize;
+        for rl in &mut logs.resource_logs {
+            for sl in &mut rl.scope_logs {
+                let records = std::mem::take(&mut sl.log_records);
+                let mut out = Vec::with_capacity(records.len());
+                for rec in records {
+                    match slots.get(slot) {
+                        Some(Slot::Obs) => {
+                            if let Some(e) = at.remove(&slot) {
+                                out.extend(e);
+                            }
+                        }
+                        _ => out.push(rec),
+                    }
+                    slot += 1;
+                }
+                sl.log_records = out;
+            }
+            rl.scope_logs.retain(|s| !s.log_records.is_empty());
+        }
+        logs.resource_logs.retain(|r| !r.scope_logs.is_empty());
+        for (origin, records) in loose {
+            let mut rl = self.template(b, origin);
+            match rl.scope_logs.first_mut() {
+                Some(sl) => sl.log_records = records,
+                None => continue,
+            }
+            logs.resource_logs.push(rl);
+        }
+    }
+
+    /// Takes up to `limit` pending keys that are due (all pending keys when `all`), and plans
+    /// their emission. `None` when nothing is due.
+    pub fn take_due(
+        &mut self,
+        now_ms: i64,
+        all: bool,
+        limit: usize,
+    ) -> Result<Option<Prepared>, StateError> {
+        let keys = self
+            .store
+            .due_keys(if all { i64::MAX } else { now_ms }, limit)?;
+        if keys.is_empty() {
+            self.pending = self.store.pending_summary()?;
+            return Ok(None);
+        }
+        let mut b = Batch {
+            touched_pending: true,
+            ..Batch::default()
+        };
+        for text in keys {
+            let key = match text.parse::<EventKey>() {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::error!(key = %text, error = %e, "pending dedupe key is unreadable; dropping its mark");
+                    self.store.clear_pending(&text)?;
+                    continue;
+                }
+            };
+            let entry = self.stage(&mut b, &key)?;
+            let absent = entry.state.is_none();
+            if entry.touch(None) {
+                b.order.push(key);
+            }
+            if absent {
+                self.store.clear_pending(&text)?;
+            }
+        }
+        self.plan(&mut b, true);
+        let mut output = Logs::default();
+        self.assemble(&mut output, &[], &mut b);
+        Ok(Some(Prepared { output, batch: b }))
+    }
+
+    /// Commits a batch whose output downstream accepted (or that had none): the planned
+    /// emissions are recorded as emitted, and everything is written in one transaction.
+    pub fn commit(&mut self, mut b: Batch, now_ms: i64) -> Result<Counts, StateError> {
+        let emissions = std::mem::take(&mut b.emissions);
+        let mut rows = Vec::new();
+        for e in &emissions {
+            let Some(s) = b.staged.get_mut(&e.key) else {
+                continue;
+            };
+            let Some(st) = s.state.as_mut() else {
+                continue;
+            };
+            if let Some(r) = e.revision {
+                st.emitted = Some(st.emitted.map_or(r, |x| x.max(r)));
+                if r > 0 {
+                    rows.push(DecisionRow {
+                        key: s.text.clone(),
+                        decision: DecisionKind::Revised,
+                        revision: Some(r),
+                        source: e.source,
+                        note: None,
+                    });
+                }
+            }
+            for t in std::mem::take(&mut st.supersedes) {
+                rows.push(DecisionRow {
+                    key: t.key.to_string(),
+                    decision: DecisionKind::Tombstone,
+                    revision: Some(t.revision),
+                    source: None,
+                    note: Some(format!("superseded by {}", e.key)),
+                });
+            }
+            st.unsent.clear();
+            b.touched_pending |= st.pending;
+            st.pending = false;
+            st.due_ms = None;
+            s.dirty = true;
+        }
+        for r in rows {
+            b.decide(r);
+        }
+        let mut counts: BTreeMap<DecisionKind, u64> = BTreeMap::new();
+        for d in &b.decisions {
+            *counts.entry(d.decision).or_default() += 1;
+        }
+        {
+            let mut w = Write {
+                decisions: &b.decisions,
+                counts,
+                now_ms,
+                ..Write::default()
+            };
+            for s in b.staged.values() {
+                if !s.dirty {
+                    continue;
+                }
+                match &s.state {
+                    Some(st) => w.upserts.push((&s.text, st)),
+                    None => w.deletes.push(&s.text),
+                }
+            }
+            for id in &b.alias_order {
+                if let Some(turn) = b.aliases.get(id) {
+                    w.aliases.push((id, turn));
+                }
+            }
+            for (id, keys) in &b.provisional {
+                if b.aliases.contains_key(id) {
+                    continue;
+                }
+                for k in keys {
+                    if let Some(s) = b.staged.get(k).filter(|s| s.state.is_some()) {
+                        w.provisional.push((id.clone(), &s.text));
+                    }
+                }
+            }
+            for (id, bytes, _) in &b.origins {
+                w.origins.push((*id, bytes));
+            }
+            self.store.write(&w)?;
+        }
+        for (key, s) in b.staged.drain() {
+            if let Some(st) = s.state {
+                self.cache.put(key, st);
+            }
+        }
+        if self.aliases.len() + b.aliases.len() > self.settings.cache_keys {
+            self.aliases.clear();
+        }
+        for (id, turn) in b.aliases.drain() {
+            self.aliases.insert(id, Some(turn));
+        }
+        if self.origins.len() + b.origins.len() > ORIGIN_CACHE {
+            self.origins.clear();
+        }
+        for (id, _, t) in b.origins.drain(..) {
+            self.origins.insert(id, t);
+        }
+        if b.touched_pending {
+            // The commit is done: a failure to read the summary only delays the flush task.
+            match self.store.pending_summary() {
+                Ok(p) => self.pending = p,
+                Err(e) => tracing::warn!(error = %e, "cannot read the pending summary"),
+            }
+        }
+        Ok(b.counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentcol_component::agent::{Agent, Kind, Source};
+    use agentcol_component::opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+
+    fn engine(dir: &std::path::Path, cache_keys: usize) -> Engine {
+        let store = Store::open(&dir.join("s.db"), false, 10).unwrap();
+        Engine::new(
+            store,
+            Settings {
+                window_ms: 0,
+                attach: false,
+                precedence: Precedence::default(),
+                cache_keys,
+            },
+        )
+        .unwrap()
+    }
+
+    fn request(items: std::ops::Range<u32>) -> Logs {
+        let records = items
+            .map(|i| {
+                let key = EventKey::new(
+                    Agent::ClaudeCode,
+                    "s",
+                    Some("p"),
+                    Some(&format!("toolu_{i}")),
+                    Kind::ToolCall,
+                )
+                .unwrap();
+                AgentRecord::observation(key, "agent.tool.call", Source::Hook, 1).to_log_record()
+            })
+            .collect();
+        Logs {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded_by_cache_keys_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path(), 10);
+        for round in 0..5 {
+            let p = e.ingest(request(round * 20..round * 20 + 20), 0).unwrap();
+            assert_eq!(
+                p.output.resource_logs[0].scope_logs[0].log_records.len(),
+                20
+            );
+            let c = e.commit(p.batch, 0).unwrap();
+            assert_eq!(c.unique, 20);
+            assert!(e.cached_keys() <= 10, "{}", e.cached_keys());
+        }
+        // Every key, cold or hot, is still known.
+        let p = e.ingest(request(0..100), 0).unwrap();
+        assert!(p.output.resource_logs.is_empty(), "all duplicates");
+        assert_eq!(e.commit(p.batch, 0).unwrap().duplicate, 100);
+    }
+
+    #[test]
+    fn a_dropped_batch_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(dir.path(), 1000);
+        let p = e.ingest(request(0..3), 0).unwrap();
+        drop(p);
+        let p = e.ingest(request(0..3), 0).unwrap();
+        let c = e.commit(p.batch, 0).unwrap();
+        assert_eq!((c.unique, c.duplicate), (3, 0));
+    }
+
+    #[test]
+    fn trace_ids_are_validated_and_lowercased() {
+        assert_eq!(
+            trace_hex(&"4BF92F3577B34DA6A3CE929D0E0E4736".into()).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert!(trace_hex(&"00000000000000000000000000000000".into()).is_none());
+        assert!(trace_hex(&"4bf92f".into()).is_none());
+        assert!(trace_hex(&serde_json::Value::from(7)).is_none());
+    }
+}
