@@ -11,21 +11,21 @@
 //!   knows its turn only by trace id; exit codes are not exported at all.
 
 use agentcol_component::agent::value::{attr_bool, attr_f64, attr_i64, attr_text};
-use agentcol_component::agent::{attr, Agent, AgentRecord, EventKey, Kind};
+use agentcol_component::agent::{attr, Agent, EventKey, Kind};
 use agentcol_component::opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value as Json;
 
-use super::{span_record, Native};
+use super::{span_record, Canonical, Native};
 
 const AGENT: Agent = Agent::ClaudeCode;
 
 /// The canonical records of one Claude Code log record (empty: keep it as a native record).
-pub(crate) fn log(n: &Native) -> Vec<AgentRecord> {
+pub(crate) fn log(n: &Native) -> Vec<Canonical> {
     let Some(session) = n.text("session.id") else {
         return Vec::new();
     };
     let prompt = n.text("prompt.id");
-    let tag = |r: &mut AgentRecord| {
+    let tag = |r: &mut Canonical| {
         if let Some(p) = &prompt {
             r.set(attr::PROMPT_ID, p.clone());
         }
@@ -150,7 +150,7 @@ pub(crate) fn log(n: &Native) -> Vec<AgentRecord> {
 }
 
 /// The canonical records a Claude Code span implies.
-pub(crate) fn span(s: &Span) -> Vec<AgentRecord> {
+pub(crate) fn span(s: &Span) -> Vec<Canonical> {
     let a = &s.attributes;
     let Some(session) =
         attr_text(a, "session.id").or_else(|| attr_text(a, "gen_ai.conversation.id"))

@@ -10,17 +10,17 @@
 //!   carries the turn's token totals (`codex.turn.token_usage.*`).
 
 use agentcol_component::agent::value::{attr_bool, attr_i64, attr_text};
-use agentcol_component::agent::{attr, Agent, AgentRecord, EventKey, Kind};
+use agentcol_component::agent::{attr, Agent, EventKey, Kind};
 use agentcol_component::opentelemetry_proto::tonic::common::v1::any_value::Value as V;
 use agentcol_component::opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value as Json;
 
-use super::{exit_code, span_record, Native};
+use super::{exit_code, span_record, Canonical, Native};
 
 const AGENT: Agent = Agent::Codex;
 
 /// The canonical records of one Codex log record (empty: keep it as a native record).
-pub(crate) fn log(n: &Native) -> Vec<AgentRecord> {
+pub(crate) fn log(n: &Native) -> Vec<Canonical> {
     let Some(thread) = n.text("conversation.id") else {
         return Vec::new();
     };
@@ -110,7 +110,7 @@ pub(crate) fn log(n: &Native) -> Vec<AgentRecord> {
     }
 }
 
-fn tool_common(n: &Native, r: &mut AgentRecord) {
+fn tool_common(n: &Native, r: &mut Canonical) {
     if let Some(t) = n.text("tool_name") {
         r.set(attr::TOOL_NAME, t);
     }
@@ -123,7 +123,7 @@ fn tool_common(n: &Native, r: &mut AgentRecord) {
 }
 
 /// The canonical records a Codex span implies.
-pub(crate) fn span(s: &Span) -> Vec<AgentRecord> {
+pub(crate) fn span(s: &Span) -> Vec<Canonical> {
     let thread = attr_text(&s.attributes, "conversation.id").or_else(|| {
         // `thread.id` is usually the OS thread number; on a few spans a second `thread.id`
         // attribute (the same key twice) holds the conversation id.

@@ -1,7 +1,7 @@
 //! Agent OTLP → canonical agent events.
 //!
 //! Codex and Claude Code export OTLP in their own dialects (DESIGN §2; `docs/agents.md`). This
-//! module turns what they send into canonical [`AgentRecord`] observations with
+//! module turns what they send into canonical `AgentRecord` observations with
 //! `agent.source = otlp`, so the rest of the pipeline handles one convention:
 //!
 //! * **Logs** of an agent are replaced in place by their canonical records. The native
@@ -24,10 +24,13 @@ mod claude;
 mod codex;
 
 use agentcol_component::agent::value::{any_to_json, attr_text, hex_id, parse_rfc3339_nanos};
-use agentcol_component::agent::{attr, trace_alias, Agent, AgentRecord, EventKey, Kind, Source};
+use agentcol_component::agent::{attr, trace_alias, Agent, EventKey, Kind, Source};
 use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use agentcol_component::opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use agentcol_component::agent::value::json_to_any;
+use agentcol_component::opentelemetry_proto::tonic::common::v1::{
+    any_value, AnyValue, InstrumentationScope, KeyValue,
+};
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
     LogRecord, ResourceLogs, ScopeLogs,
 };
@@ -107,7 +110,7 @@ pub fn normalize_logs(req: &mut ExportLogsServiceRequest) -> Stats {
                             if r.key.is_fallback() && r.key.kind() != Kind::Native {
                                 stats.fallback += 1;
                             }
-                            out.push(r.to_log_record());
+                            out.push(r.into_log_record());
                         }
                     }
                     _ => out.push(rec),
@@ -143,7 +146,7 @@ pub fn events_from_spans(req: &ExportTraceServiceRequest) -> Option<ExportLogsSe
                 } else {
                     Vec::new()
                 };
-                records.extend(derived.iter().map(AgentRecord::to_log_record));
+                records.extend(derived.into_iter().map(Canonical::into_log_record));
             }
         }
         if !records.is_empty() {
@@ -165,6 +168,116 @@ pub fn events_from_spans(req: &ExportTraceServiceRequest) -> Option<ExportLogsSe
     (!out.resource_logs.is_empty()).then_some(out)
 }
 
+/// A canonical observation being built: the native attributes kept as OTLP values (no JSON
+/// round trip on this hot path), canonical ones added. [`Canonical::into_log_record`] writes
+/// the layout of `AgentRecord::to_log_record`, so `AgentRecord::from_log_record` reads it back.
+pub(crate) struct Canonical {
+    pub key: EventKey,
+    pub name: String,
+    pub time_unix_nano: u64,
+    pub trace_id: Vec<u8>,
+    pub span_id: Vec<u8>,
+    attrs: Vec<KeyValue>,
+    pub body: Json,
+}
+
+/// Attribute keys the canonical encoding owns; a native attribute of that name is kept under
+/// `agent.native.attr.<key>` instead.
+fn reserved(key: &str) -> bool {
+    matches!(
+        key,
+        "event.name"
+            | attr::EVENT_KEY
+            | attr::KEY_FALLBACK
+            | attr::SOURCE
+            | attr::EVENT_SOURCES
+            | attr::EVENT_REVISION
+            | attr::EVENT_PROVENANCE
+            | attr::SUPERSEDED_BY
+            | attr::EVENT_OBSERVATIONS
+    )
+}
+
+fn kv(key: &str, value: AnyValue) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+fn string_value(s: impl Into<String>) -> AnyValue {
+    AnyValue {
+        value: Some(any_value::Value::StringValue(s.into())),
+    }
+}
+
+impl Canonical {
+    fn new(key: EventKey, time_unix_nano: u64, capacity: usize) -> Self {
+        Canonical {
+            name: key.kind().event_name().to_string(),
+            key,
+            time_unix_nano,
+            trace_id: Vec::new(),
+            span_id: Vec::new(),
+            attrs: Vec::with_capacity(capacity + 8),
+            body: Json::Null,
+        }
+    }
+
+    /// Sets an attribute, replacing one of the same name (a `null` value sets nothing).
+    pub fn set(&mut self, key: &str, value: impl Into<Json>) -> &mut Self {
+        let v = value.into();
+        if v.is_null() {
+            return self;
+        }
+        let any = json_to_any(&v);
+        match self.attrs.iter_mut().find(|kv| kv.key == key) {
+            Some(kv) => kv.value = Some(any),
+            None => self.attrs.push(kv(key, any)),
+        }
+        self
+    }
+
+    fn push_native(&mut self, native: &KeyValue) {
+        if native.key == "event.name" {
+            return;
+        }
+        let mut kv = native.clone();
+        if reserved(&kv.key) {
+            kv.key = format!("agent.native.attr.{}", kv.key);
+        }
+        self.attrs.push(kv);
+    }
+
+    /// The wire form (the layout of `AgentRecord::to_log_record`).
+    pub fn into_log_record(self) -> LogRecord {
+        let mut attributes = Vec::with_capacity(self.attrs.len() + 4);
+        attributes.push(kv("event.name", string_value(self.name.clone())));
+        attributes.push(kv(attr::EVENT_KEY, string_value(self.key.to_string())));
+        if self.key.is_fallback() {
+            attributes.push(kv(
+                attr::KEY_FALLBACK,
+                AnyValue {
+                    value: Some(any_value::Value::BoolValue(true)),
+                },
+            ));
+        }
+        attributes.push(kv(attr::SOURCE, string_value(Source::Otlp.as_str())));
+        attributes.extend(self.attrs);
+        LogRecord {
+            time_unix_nano: self.time_unix_nano,
+            observed_time_unix_nano: self.time_unix_nano,
+            body: (!self.body.is_null()).then(|| json_to_any(&self.body)),
+            attributes,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            event_name: self.name,
+            ..Default::default()
+        }
+    }
+}
+
 /// A native agent log record, read once: its attributes as JSON, its time, ids.
 pub(crate) struct Native<'a> {
     pub agent: Agent,
@@ -173,7 +286,6 @@ pub(crate) struct Native<'a> {
     pub name: String,
     pub time: u64,
     pub trace: String,
-    pub span: String,
 }
 
 impl<'a> Native<'a> {
@@ -193,7 +305,6 @@ impl<'a> Native<'a> {
             name,
             time,
             trace: hex_id(&rec.trace_id),
-            span: hex_id(&rec.span_id),
         }
     }
 
@@ -210,24 +321,16 @@ impl<'a> Native<'a> {
         (!self.trace.is_empty()).then(|| trace_alias(&self.trace))
     }
 
-    /// A canonical observation of `kind` under `key`, with every native attribute kept.
-    pub fn record(&self, key: EventKey) -> AgentRecord {
-        let mut r = AgentRecord::observation(
-            key.clone(),
-            key.kind().event_name(),
-            Source::Otlp,
-            self.time,
-        );
-        r.trace_id = self.trace.clone();
-        r.span_id = self.span.clone();
+    /// A canonical observation under `key`, with every native attribute kept.
+    pub fn record(&self, key: EventKey) -> Canonical {
+        let mut r = Canonical::new(key.clone(), self.time, self.rec.attributes.len());
+        r.trace_id = self.rec.trace_id.clone();
+        r.span_id = self.rec.span_id.clone();
         for kv in &self.rec.attributes {
-            if kv.key == "event.name" {
-                continue;
-            }
-            r.set(&kv.key, any_to_json(kv.value.as_ref()));
+            r.push_native(kv);
         }
-        if self.rec.body.is_some() {
-            r.set("agent.native.body", any_to_json(self.rec.body.as_ref()));
+        if let Some(b) = &self.rec.body {
+            r.attrs.push(kv("agent.native.body", b.clone()));
         }
         r.set(attr::NATIVE_NAME, self.name.clone());
         common(&mut r, self.agent, key.session());
@@ -247,7 +350,7 @@ impl<'a> Native<'a> {
 
     /// The record as an `agent.native` event, for names without a canonical meaning. The
     /// session part is `#unknown` when the record does not say its session.
-    pub fn as_native_record(&self) -> Option<AgentRecord> {
+    pub fn as_native_record(&self) -> Option<Canonical> {
         let session = self
             .text(session_attr(self.agent))
             .unwrap_or_else(|| "#unknown".into());
@@ -261,7 +364,7 @@ impl<'a> Native<'a> {
         let key = EventKey::native(self.agent, &session, turn.as_deref(), &self.digest()).ok()?;
         let mut r = self.record(key);
         r.name = self.name.clone();
-        r.attributes.remove("agent.native.body");
+        r.attrs.retain(|kv| kv.key != "agent.native.body");
         r.body = self
             .rec
             .body
@@ -303,7 +406,7 @@ pub(crate) fn session_attr(agent: Agent) -> &'static str {
 }
 
 /// The attributes every canonical record carries.
-pub(crate) fn common(r: &mut AgentRecord, agent: Agent, session: &str) {
+pub(crate) fn common(r: &mut Canonical, agent: Agent, session: &str) {
     r.set(attr::AGENT_NAME, agent.as_str());
     r.set(attr::PROVIDER_NAME, agent.provider());
     if !session.starts_with('#') {
@@ -312,10 +415,10 @@ pub(crate) fn common(r: &mut AgentRecord, agent: Agent, session: &str) {
 }
 
 /// A canonical record derived from a span (times in Unix ns).
-pub(crate) fn span_record(agent: Agent, key: EventKey, span: &Span, time: u64) -> AgentRecord {
-    let mut r = AgentRecord::observation(key.clone(), key.kind().event_name(), Source::Otlp, time);
-    r.trace_id = hex_id(&span.trace_id);
-    r.span_id = hex_id(&span.span_id);
+pub(crate) fn span_record(agent: Agent, key: EventKey, span: &Span, time: u64) -> Canonical {
+    let mut r = Canonical::new(key.clone(), time, 6);
+    r.trace_id = span.trace_id.clone();
+    r.span_id = span.span_id.clone();
     r.set(attr::NATIVE_NAME, span.name.clone());
     common(&mut r, agent, key.session());
     if !key.turn().is_empty() && !key.has_alias_turn() {
