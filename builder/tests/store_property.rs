@@ -1,0 +1,216 @@
+//! Property: the real agents' observations (the captured OTLP of tests/fixtures, normalised by
+//! the otlp receiver's code), in **any** permutation, with **any** duplication, cut into any
+//! batches and with the pipeline restarted at any point, go through the real `dedupe` processor
+//! (settle window 0, state on disk) into the real SQLite store and leave every table with the
+//! same content as one ordered delivery.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use agentcol_component::lifecycle::Component;
+use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use agentcol_component::opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+use agentcol_component::{async_trait, ComponentKind, ConsumeError, Consumer, Host, Logs};
+use agentcol_exporter_sqlite::{Store, StoreOptions};
+use agentcol_processor_dedupe::{DedupeConfig, DedupeProcessor};
+use agentcol_receiver_otlp::agent::{events_from_spans, normalize_logs};
+use proptest::prelude::*;
+
+/// Every canonical observation the receiver makes of an agent's captured requests, one
+/// single-record request each (resource and scope kept).
+fn observations(agent: &str) -> Vec<Logs> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(agent)
+        .join("otlp");
+    let index = std::fs::read_to_string(dir.join("index.jsonl")).expect("fixture index");
+    let mut out = Vec::new();
+    for line in index.lines().filter(|l| !l.trim().is_empty()) {
+        let e: serde_json::Value = serde_json::from_str(line).expect("index line");
+        let bytes = std::fs::read(dir.join(e["file"].as_str().expect("file"))).expect("fixture");
+        let logs = match e["signal"].as_str() {
+            Some("logs") => {
+                let mut req: ExportLogsServiceRequest =
+                    serde_json::from_slice(&bytes).expect("OTLP/JSON");
+                normalize_logs(&mut req);
+                req
+            }
+            Some("traces") => {
+                let req: ExportTraceServiceRequest =
+                    serde_json::from_slice(&bytes).expect("OTLP/JSON");
+                match events_from_spans(&req) {
+                    Some(l) => l,
+                    None => continue,
+                }
+            }
+            _ => continue,
+        };
+        for rl in &logs.resource_logs {
+            for sl in &rl.scope_logs {
+                for r in &sl.log_records {
+                    out.push(Logs {
+                        resource_logs: vec![ResourceLogs {
+                            resource: rl.resource.clone(),
+                            scope_logs: vec![ScopeLogs {
+                                scope: sl.scope.clone(),
+                                log_records: vec![r.clone()],
+                                schema_url: String::new(),
+                            }],
+                            schema_url: String::new(),
+                        }],
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn merge(batch: &[Logs]) -> Logs {
+    Logs {
+        resource_logs: batch.iter().flat_map(|l| l.resource_logs.clone()).collect(),
+    }
+}
+
+/// The store as the downstream of dedupe: one transaction per request, answered after commit.
+struct StoreSink(Mutex<Store>);
+
+#[async_trait]
+impl Consumer<Logs> for StoreSink {
+    async fn consume(&self, data: Logs) -> Result<(), ConsumeError> {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.apply(&data)
+            .map(|_| ())
+            .map_err(|e| ConsumeError::permanent(e.to_string()))
+    }
+}
+
+/// Delivers `batches` through dedupe into a fresh store under `root`, restarting both after
+/// the batch numbered `restart_after` (if any), and dumps the store.
+async fn deliver(root: &Path, batches: &[Vec<Logs>], restart_after: Option<usize>) -> String {
+    let db = root.join("agentcol.db");
+    let start = || {
+        let store = Store::open(&db, StoreOptions::default()).expect("open store");
+        let sink: Arc<dyn Consumer<Logs>> = Arc::new(StoreSink(Mutex::new(store)));
+        let host = Host::for_test(ComponentKind::Processor, "dedupe/store", root);
+        DedupeProcessor::new(&host, "logs", &DedupeConfig::default(), sink).expect("dedupe")
+    };
+    let mut p = start();
+    p.start().await.expect("start");
+    for (i, b) in batches.iter().enumerate() {
+        p.consume(merge(b)).await.expect("delivered");
+        if restart_after == Some(i) {
+            p.shutdown().await.expect("shutdown");
+            drop(p);
+            p = start();
+            p.start().await.expect("start");
+        }
+    }
+    p.shutdown().await.expect("shutdown");
+    drop(p);
+    dump(&db)
+}
+
+fn dump(db: &Path) -> String {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open");
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("tables");
+    let mut out = String::new();
+    for t in tables {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{t}\""))
+            .expect("select");
+        let n = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |row| {
+                (0..n)
+                    .map(|i| {
+                        row.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|c| c.join(" | "))
+            })
+            .and_then(|r| r.collect())
+            .expect("rows");
+        rows.sort();
+        out.push_str(&format!("## {t}\n{}\n", rows.join("\n")));
+    }
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// One case: the permutation `order`, then the duplicates `dups`, cut at `cuts`, restarted
+/// after batch `restart`.
+fn check(agent: &str, order: &[usize], dups: &[usize], cuts: &[usize], restart: Option<usize>) {
+    let obs = observations(agent);
+    let rt = runtime();
+    let reference = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        rt.block_on(deliver(dir.path(), &[obs.clone()], None))
+    };
+    assert!(reference.contains("user_prompt"), "{reference}");
+    let mut seq: Vec<Logs> = order.iter().map(|i| obs[*i % obs.len()].clone()).collect();
+    seq.extend(dups.iter().map(|i| obs[*i % obs.len()].clone()));
+    let mut batches = Vec::new();
+    let mut rest = seq.as_slice();
+    for c in cuts {
+        if rest.is_empty() {
+            break;
+        }
+        let n = (c % rest.len()).max(1);
+        batches.push(rest[..n].to_vec());
+        rest = &rest[n..];
+    }
+    if !rest.is_empty() {
+        batches.push(rest.to_vec());
+    }
+    let restart = restart.map(|r| r % batches.len().max(1));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let got = rt.block_on(deliver(dir.path(), &batches, restart));
+    assert!(
+        got == reference,
+        "{agent}: the store differs from one ordered delivery"
+    );
+}
+
+fn permutation(n: usize) -> impl Strategy<Value = Vec<usize>> {
+    Just((0..n).collect::<Vec<_>>()).prop_shuffle()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn codex_any_order_duplication_batching_restart_gives_identical_store(
+        order in permutation(observations("codex").len()),
+        dups in proptest::collection::vec(0..1000usize, 0..20),
+        cuts in proptest::collection::vec(1..40usize, 0..8),
+        restart in proptest::option::of(0..8usize),
+    ) {
+        check("codex", &order, &dups, &cuts, restart);
+    }
+
+    #[test]
+    fn claude_any_order_duplication_batching_restart_gives_identical_store(
+        order in permutation(observations("claude").len()),
+        dups in proptest::collection::vec(0..1000usize, 0..20),
+        cuts in proptest::collection::vec(1..40usize, 0..8),
+        restart in proptest::option::of(0..8usize),
+    ) {
+        check("claude", &order, &dups, &cuts, restart);
+    }
+}
