@@ -160,7 +160,7 @@ fn check(agent: &str, order: &[usize], dups: &[usize], cuts: &[usize], restart: 
     let rt = runtime();
     let reference = {
         let dir = tempfile::tempdir().expect("tempdir");
-        rt.block_on(deliver(dir.path(), &[obs.clone()], None))
+        rt.block_on(deliver(dir.path(), std::slice::from_ref(&obs), None))
     };
     assert!(reference.contains("user_prompt"), "{reference}");
     let mut seq: Vec<Logs> = order.iter().map(|i| obs[*i % obs.len()].clone()).collect();
