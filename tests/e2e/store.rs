@@ -50,6 +50,7 @@ pub struct Store {
     pub work: Workdir,
     pub config: PathBuf,
     pub http: u16,
+    pub metrics: u16,
 }
 
 impl Store {
@@ -57,7 +58,12 @@ impl Store {
         let work = Workdir::new();
         let (grpc, http, metrics) = (free_port(), free_port(), free_port());
         let config = work.write("store.yaml", &store_config(grpc, http, metrics));
-        Store { work, config, http }
+        Store {
+            work,
+            config,
+            http,
+            metrics,
+        }
     }
 
     pub fn start(&self) -> Running {
@@ -256,4 +262,93 @@ fn captured_codex_session_replays_from_the_store_alone() {
     assert!(at("Hello from the mock model") < at("Run echo hi"));
     assert!(at("Run echo hi") < at("echo hi\""));
     assert!(at("exit 0") < at("Turn two is done"));
+}
+
+/// The sum of every series of the metric family `name` on the collector's `/metrics`.
+fn family_total(port: u16, name: &str) -> f64 {
+    let r = http(port, "GET", "/metrics", &[], b"");
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn bad_agent_records_are_kept_flagged_or_raw_and_counted_never_dropped() {
+    let store = Store::new();
+    let mut running = store.start();
+    let kv = |k: &str, v: &str| serde_json::json!({"key": k, "value": {"stringValue": v}});
+    let body = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [kv("service.name", "codex_exec")]},
+        "scopeLogs": [{"scope": {"name": "codex_otel.log_only"}, "logRecords": [
+            // A tool result without its call_id.
+            {"traceId": "0af7651916cd43dd8448eb211c80319c", "attributes": [
+                kv("event.name", "codex.tool_result"), kv("conversation.id", "thread-bad-1"),
+                kv("output", "Process exited with code 3\n")]},
+            // An event name no version of the normaliser knows.
+            {"attributes": [kv("event.name", "codex.from_the_future"),
+                kv("conversation.id", "thread-bad-1"), kv("novel", "x")]},
+            // A prompt that does not say its session.
+            {"attributes": [kv("event.name", "codex.user_prompt"), kv("prompt", "orphan")]},
+            // A record claiming to be canonical with a key nobody can read.
+            {"attributes": [kv("agent.event.key", "v1|nonsense"), kv("event.name", "agent.message")]},
+        ]}]
+    }, {
+        "resource": {"attributes": [kv("service.name", "my-app")]},
+        "scopeLogs": [{"scope": {"name": "my.app"}, "logRecords": [
+            // Plain OTLP, not an agent's.
+            {"attributes": [kv("event.name", "app.login")]}
+        ]}]
+    }]});
+    let r = http(
+        store.http,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // The next good request is fine.
+    post(store.http, &captured("codex")[..1]);
+    let fallback = family_total(store.metrics, "agentcol_receiver_agent_fallback_keys_total");
+    let native = family_total(
+        store.metrics,
+        "agentcol_receiver_agent_native_records_total",
+    );
+    let unreadable = family_total(store.metrics, "agentcol_sqlite_records_unreadable_total");
+    let skipped = family_total(store.metrics, "agentcol_sqlite_records_skipped_total");
+    assert_eq!(running.terminate(Duration::from_secs(20)), Some(0));
+
+    let db = store.db();
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM events WHERE session_id = 'thread-bad-1' AND kind IN ('tool.result', 'tool.call') AND key_fallback = 1"),
+        2,
+        "the result and its call, under flagged fallback keys"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM events WHERE kind = 'native' AND name = 'codex.from_the_future'"
+        ),
+        1,
+        "an unknown event name is stored as it came"
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM events WHERE session_id = '#unknown' AND name = 'codex.user_prompt'"),
+        1
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM raw_records"),
+        1,
+        "the unreadable record, archived raw"
+    );
+    assert!(fallback >= 2.0, "fallback keys counted: {fallback}");
+    assert!(native >= 2.0, "native records counted: {native}");
+    assert_eq!(unreadable, 1.0);
+    assert!(
+        skipped >= 1.0,
+        "the plain record is counted as not kept: {skipped}"
+    );
+    assert!(count(&db, "SELECT COUNT(*) FROM events WHERE session_id <> 'thread-bad-1' AND session_id <> '#unknown'") > 0);
 }
