@@ -1,5 +1,6 @@
 //! Derived tables: `sessions`, `turns`, `tool_calls` and `usage` are pure functions of
-//! `events` (through `event_attrs`, itself one row per indexed attribute of an event).
+//! `events` (the session and turn picks read its attribute columns `cwd`, `git_branch`,
+//! `git_commit`, `model`, themselves a function of `record`).
 //!
 //! Each batch recomputes exactly the scopes it changed: the usage row of a changed usage
 //! event, the tool-call row of a changed call or result, the turn row of every changed turn,
@@ -23,9 +24,10 @@
 //! * a tool call is the `tool.call` and `tool.result` of one (session, turn, call id);
 //! * a usage row is one `usage` event; a missing scope means `response`.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use agentcol_component::agent::{attr, EventKey, Kind};
+use agentcol_component::agent::{attr, AgentRecord, EventKey, Kind};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value as Json;
 
@@ -47,10 +49,37 @@ pub(crate) struct Touched {
     sessions: BTreeSet<String>,
     turns: BTreeSet<(String, String)>,
     tools: BTreeSet<ToolRef>,
-    usage: BTreeSet<String>,
+    /// (session, turn, key) of usage events.
+    usage: BTreeSet<(String, String, String)>,
+    /// Rows added (+) and deleted (−) per session: its `events` count is the stored one plus
+    /// this, exactly the `count(*)` (which would scan the whole session every batch).
+    counts: BTreeMap<String, i64>,
+    /// The records the batch wrote that derived rows read (tool calls and results, usage,
+    /// prompts), by key: what `events.record` now holds, without reading and parsing it back.
+    records: HashMap<String, AgentRecord>,
 }
 
 impl Touched {
+    /// `rec` is now the stored record of `key` (its string form).
+    pub(crate) fn wrote(&mut self, key: &str, rec: AgentRecord) {
+        if matches!(
+            rec.key.kind(),
+            Kind::ToolCall | Kind::ToolResult | Kind::Usage | Kind::UserPrompt
+        ) {
+            self.records.insert(key.to_string(), rec);
+        }
+    }
+
+    /// The event of `key` (its string form) was deleted.
+    pub(crate) fn deleted(&mut self, key: &str) {
+        self.records.remove(key);
+    }
+
+    /// An event row of `key`'s session was inserted (`1`) or deleted (`-1`).
+    pub(crate) fn count(&mut self, key: &EventKey, delta: i64) {
+        *self.counts.entry(key.session().to_string()).or_default() += delta;
+    }
+
     /// The event `key` was inserted, replaced or deleted.
     pub(crate) fn touch(&mut self, key: &EventKey) {
         self.sessions.insert(key.session().to_string());
@@ -71,7 +100,11 @@ impl Touched {
                 }
             }
             Kind::Usage => {
-                self.usage.insert(key.to_string());
+                self.usage.insert((
+                    key.session().to_string(),
+                    key.turn().to_string(),
+                    key.to_string(),
+                ));
             }
             _ => {}
         }
@@ -89,22 +122,22 @@ fn nonzero(t: Option<i64>) -> Option<i64> {
 /// Recomputes the derived rows of every touched scope (inner scopes first: session rows read
 /// the turn rows).
 pub(crate) fn recompute(conn: &Connection, t: &Touched) -> Result<(), StoreError> {
-    for key in &t.usage {
-        usage_row(conn, key)?;
+    for (session, turn, key) in &t.usage {
+        usage_row(conn, t, session, turn, key)?;
     }
     for tool in &t.tools {
-        tool_row(conn, tool)?;
+        tool_row(conn, t, tool)?;
     }
     // Ordinals depend on every turn's start: renumber a session only when one of its turns
     // appeared, disappeared or moved (the numbering is the same function either way).
     let mut reorder = BTreeSet::new();
     for (session, turn) in &t.turns {
-        if turn_row(conn, session, turn)? {
+        if turn_row(conn, t, session, turn)? && !turn.starts_with('~') {
             reorder.insert(session.as_str());
         }
     }
     for session in &t.sessions {
-        session_row(conn, session)?;
+        session_row(conn, session, t.counts.get(session).copied().unwrap_or(0))?;
         if reorder.contains(session.as_str()) {
             ordinals(conn, session)?;
         }
@@ -112,32 +145,39 @@ pub(crate) fn recompute(conn: &Connection, t: &Touched) -> Result<(), StoreError
     Ok(())
 }
 
-/// The `record` JSON of event `key`, parsed.
-fn record(conn: &Connection, key: &str) -> Result<Option<Json>, StoreError> {
+/// The record of event `key` (of `session` and `turn`): as the batch wrote it, else its
+/// `record` JSON parsed.
+fn record<'a>(
+    conn: &Connection,
+    t: &'a Touched,
+    session: &str,
+    turn: &str,
+    key: &str,
+) -> Result<Option<Cow<'a, AgentRecord>>, StoreError> {
+    if let Some(r) = t.records.get(key) {
+        return Ok(Some(Cow::Borrowed(r)));
+    }
     let text: Option<String> = conn
-        .prepare_cached("SELECT record FROM events WHERE key = ?1")
-        .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+        .prepare_cached(
+            "SELECT record FROM events WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![session, turn, key], |r| r.get(0))
+                .optional()
+        })
         .map_err(sql("reading an event"))?;
-    text.map(|t| parse(&t)).transpose()
+    text.map(|t| parse(&t).map(Cow::Owned)).transpose()
 }
 
-fn parse(text: &str) -> Result<Json, StoreError> {
+fn parse(text: &str) -> Result<AgentRecord, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
         what: "event record",
         reason: e.to_string(),
     })
 }
 
-fn attribute<'a>(rec: &'a Json, name: &str) -> Option<&'a Json> {
-    rec.get("attributes").and_then(|a| a.get(name))
-}
-
-fn time(rec: &Json) -> Option<i64> {
-    nonzero(
-        rec.get("time_unix_nano")
-            .and_then(|t| t.as_u64())
-            .map(crate::store::ns),
-    )
+fn time(rec: &AgentRecord) -> Option<i64> {
+    nonzero(Some(crate::store::ns(rec.time_unix_nano)))
 }
 
 /// A body as text: strings as they are, other JSON written out, `null` → none.
@@ -149,24 +189,25 @@ pub(crate) fn body_text(body: Option<&Json>) -> Option<String> {
     }
 }
 
-fn usage_row(conn: &Connection, key: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM usage WHERE key = ?1")
-        .and_then(|mut s| s.execute([key]))
+fn usage_row(
+    conn: &Connection,
+    t: &Touched,
+    session: &str,
+    turn: &str,
+    key: &str,
+) -> Result<(), StoreError> {
+    let Some(rec) = record(conn, t, session, turn, key)? else {
+        conn.prepare_cached(
+            "DELETE FROM usage WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
+        )
+        .and_then(|mut s| s.execute(params![session, turn, key]))
         .map_err(sql("clearing a usage row"))?;
-    let row: Option<(String, String, String, String)> = conn
-        .prepare_cached("SELECT session_id, turn_id, item_id, record FROM events WHERE key = ?1")
-        .and_then(|mut s| {
-            s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .optional()
-        })
-        .map_err(sql("reading a usage event"))?;
-    let Some((session, turn, item, text)) = row else {
         return Ok(());
     };
-    let rec = parse(&text)?;
-    let a = |name| attribute(&rec, name);
+    let item = rec.key.item();
+    let a = |name| rec.get(name);
     conn.prepare_cached(
-        "INSERT INTO usage (key, session_id, turn_id, item_id, scope, model, input_tokens,
+        "INSERT OR REPLACE INTO usage (key, session_id, turn_id, item_id, scope, model, input_tokens,
              output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
              total_tokens, cost_usd)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -192,34 +233,31 @@ fn usage_row(conn: &Connection, key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn tool_row(conn: &Connection, t: &ToolRef) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "DELETE FROM tool_calls WHERE session_id = ?1 AND turn_id = ?2 AND call_id = ?3",
-    )
-    .and_then(|mut s| s.execute(params![t.session, t.turn, t.item]))
-    .map_err(sql("clearing a tool call"))?;
-    let call = record(conn, &format!("{}|{}", t.prefix, Kind::ToolCall.key_part()))?;
-    let result = record(
-        conn,
-        &format!("{}|{}", t.prefix, Kind::ToolResult.key_part()),
-    )?;
+fn tool_row(conn: &Connection, touched: &Touched, t: &ToolRef) -> Result<(), StoreError> {
+    let key = |kind: Kind| format!("{}|{}", t.prefix, kind.key_part());
+    let call = record(conn, touched, &t.session, &t.turn, &key(Kind::ToolCall))?;
+    let result = record(conn, touched, &t.session, &t.turn, &key(Kind::ToolResult))?;
     if call.is_none() && result.is_none() {
+        conn.prepare_cached(
+            "DELETE FROM tool_calls WHERE session_id = ?1 AND turn_id = ?2 AND call_id = ?3",
+        )
+        .and_then(|mut s| s.execute(params![t.session, t.turn, t.item]))
+        .map_err(sql("clearing a tool call"))?;
         return Ok(());
     }
     // The call's attribute, else the result's (or the other way round).
-    let pick = |first: &Option<Json>, second: &Option<Json>, name: &str| -> Option<Json> {
+    let (call, result) = (call.as_deref(), result.as_deref());
+    let pick = |first: Option<&'_ AgentRecord>, second: Option<&'_ AgentRecord>, name: &str| {
         first
-            .as_ref()
-            .and_then(|r| attribute(r, name))
+            .and_then(|r| r.get(name))
             .filter(|v| !v.is_null())
-            .or_else(|| second.as_ref().and_then(|r| attribute(r, name)))
+            .or_else(|| second.and_then(|r| r.get(name)))
             .cloned()
     };
-    let output = result.as_ref().and_then(|r| {
-        body_text(r.get("body")).or_else(|| lenient::text(attribute(r, attr::TOOL_OUTPUT)))
-    });
+    let output = result
+        .and_then(|r| body_text(Some(&r.body)).or_else(|| lenient::text(r.get(attr::TOOL_OUTPUT))));
     conn.prepare_cached(
-        "INSERT INTO tool_calls (session_id, turn_id, call_id, tool_name, input, output,
+        "INSERT OR REPLACE INTO tool_calls (session_id, turn_id, call_id, tool_name, input, output,
              exit_code, success, duration_ms, started_ns, ended_ns)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
@@ -228,62 +266,52 @@ fn tool_row(conn: &Connection, t: &ToolRef) -> Result<(), StoreError> {
             t.session,
             t.turn,
             t.item,
-            lenient::text(pick(&call, &result, attr::TOOL_NAME).as_ref()),
-            lenient::text(pick(&call, &result, attr::TOOL_INPUT).as_ref()),
+            lenient::text(pick(call, result, attr::TOOL_NAME).as_ref()),
+            lenient::text(pick(call, result, attr::TOOL_INPUT).as_ref()),
             output,
-            lenient::int(pick(&result, &call, attr::TOOL_EXIT_CODE).as_ref()),
-            lenient::boolean(pick(&result, &call, attr::TOOL_SUCCESS).as_ref()),
-            lenient::int(pick(&result, &call, attr::DURATION_MS).as_ref()),
-            call.as_ref().and_then(time),
-            result.as_ref().and_then(time),
+            lenient::int(pick(result, call, attr::TOOL_EXIT_CODE).as_ref()),
+            lenient::boolean(pick(result, call, attr::TOOL_SUCCESS).as_ref()),
+            lenient::int(pick(result, call, attr::DURATION_MS).as_ref()),
+            call.and_then(time),
+            result.and_then(time),
         ])
     })
     .map_err(sql("writing a tool call"))?;
     Ok(())
 }
 
-/// The value of attribute `name` for a session (or one of its turns): from the `preferred`
-/// event (its `session.start` or `turn.start`) if that has it, else from the earliest event
-/// (by time, then key) that has it. Both are index lookups.
-fn pick_attr(
+/// The value of attribute column `column` (`cwd`, `git_branch`, `git_commit`, `model`) for a
+/// session: from the `preferred` event (its `session.start`) if that has it, else from the
+/// earliest event (by time, then key) that has it. Both are index lookups (the primary key, and
+/// the partial index `events_<column>` that holds only the events that have the attribute).
+fn pick_session_attr(
     conn: &Connection,
     session: &str,
-    turn: Option<&str>,
-    name: &str,
+    column: &str,
     preferred: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
     if let Some(key) = preferred {
-        let v: Option<String> = conn
-            .prepare_cached("SELECT value FROM event_attrs WHERE key = ?1 AND name = ?2")
-            .and_then(|mut s| s.query_row(params![key, name], |r| r.get(0)).optional())
+        let v: Option<Option<String>> = conn
+            .prepare_cached(&format!(
+                "SELECT {column} FROM events WHERE session_id = ?1 AND turn_id = '' AND key = ?2"
+            ))
+            .and_then(|mut s| s.query_row(params![session, key], |r| r.get(0)).optional())
             .map_err(sql("reading event attributes"))?;
-        if v.is_some() {
-            return Ok(v);
+        if let Some(Some(v)) = v {
+            return Ok(Some(v));
         }
     }
-    match turn {
-        None => conn
-            .prepare_cached(
-                "SELECT value FROM event_attrs WHERE session_id = ?1 AND name = ?2
-                 ORDER BY time_ns, key LIMIT 1",
-            )
-            .and_then(|mut s| s.query_row(params![session, name], |r| r.get(0)).optional()),
-        Some(turn) => conn
-            .prepare_cached(
-                "SELECT value FROM event_attrs WHERE session_id = ?1 AND turn_id = ?2 AND name = ?3
-                 ORDER BY time_ns, key LIMIT 1",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![session, turn, name], |r| r.get(0))
-                    .optional()
-            }),
-    }
+    conn.prepare_cached(&format!(
+        "SELECT {column} FROM events WHERE session_id = ?1 AND {column} IS NOT NULL
+         ORDER BY time_ns, key LIMIT 1"
+    ))
+    .and_then(|mut s| s.query_row([session], |r| r.get(0)).optional())
     .map_err(sql("reading event attributes"))
 }
 
 /// Recomputes one turn row; true when the turn appeared, disappeared or its start changed
 /// (so the session's ordinals must be recomputed). An unchanged start keeps the ordinal.
-fn turn_row(conn: &Connection, session: &str, turn: &str) -> Result<bool, StoreError> {
+fn turn_row(conn: &Connection, t: &Touched, session: &str, turn: &str) -> Result<bool, StoreError> {
     let old: Option<(Option<i64>, Option<i64>)> = conn
         .prepare_cached(
             "SELECT started_ns, ordinal FROM turns WHERE session_id = ?1 AND turn_id = ?2",
@@ -293,24 +321,27 @@ fn turn_row(conn: &Connection, session: &str, turn: &str) -> Result<bool, StoreE
                 .optional()
         })
         .map_err(sql("reading a turn"))?;
-    conn.prepare_cached("DELETE FROM turns WHERE session_id = ?1 AND turn_id = ?2")
-        .and_then(|mut s| s.execute(params![session, turn]))
-        .map_err(sql("clearing a turn"))?;
     let (mut count, mut min, mut max, mut start, mut end) = (0u64, None, None, None, None);
-    let mut prompt_key = None;
-    let mut start_key: Option<String> = None;
+    let mut prompt_key: Option<String> = None;
+    // The model of the turn.start event (the first by key), and of the earliest (time, key)
+    // event that has one.
+    let mut start_model: Option<(String, Option<String>)> = None;
+    let mut first_model: Option<(i64, String, String)> = None;
     {
+        // One primary-key range scan: the turn's events, in key order.
         let mut stmt = conn
             .prepare_cached(
-                "SELECT kind, time_ns, key FROM events WHERE session_id = ?1 AND turn_id = ?2",
+                "SELECT kind, time_ns, key, model FROM events WHERE session_id = ?1 AND turn_id = ?2",
             )
             .map_err(sql("reading a turn"))?;
         let mut rows = stmt
             .query(params![session, turn])
             .map_err(sql("reading a turn"))?;
         while let Some(r) = rows.next().map_err(sql("reading a turn"))? {
-            let kind: String = r.get(0).map_err(sql("reading a turn"))?;
-            let t: Option<i64> = nonzero(r.get(1).map_err(sql("reading a turn"))?);
+            let kind = r.get_ref(0).map_err(sql("reading a turn"))?;
+            let kind = kind.as_str().map_err(|e| sql("reading a turn")(e.into()))?;
+            let raw_t: i64 = r.get(1).map_err(sql("reading a turn"))?;
+            let t = nonzero(Some(raw_t));
             count += 1;
             let merge = |cur: Option<i64>, f: fn(i64, i64) -> i64| match (cur, t) {
                 (Some(c), Some(t)) => Some(f(c, t)),
@@ -318,41 +349,57 @@ fn turn_row(conn: &Connection, session: &str, turn: &str) -> Result<bool, StoreE
             };
             min = merge(min, i64::min);
             max = merge(max, i64::max);
-            if kind == Kind::TurnStart.key_part() {
+            let model: Option<String> = r.get(3).map_err(sql("reading a turn"))?;
+            let is_start = kind == Kind::TurnStart.key_part();
+            if is_start {
                 start = merge(start, i64::min);
-                start_key = Some(r.get(2).map_err(sql("reading a turn"))?);
             } else if kind == Kind::TurnEnd.key_part() {
                 end = merge(end, i64::max);
-            } else if kind == Kind::UserPrompt.key_part() {
+            }
+            let is_prompt = kind == Kind::UserPrompt.key_part();
+            if is_start || is_prompt || model.is_some() {
                 let key: String = r.get(2).map_err(sql("reading a turn"))?;
+                if is_start && start_model.as_ref().is_none_or(|(k, _)| key < *k) {
+                    start_model = Some((key.clone(), model.clone()));
+                }
                 // Several prompts in one turn cannot happen with v1 keys; be deterministic anyway.
-                if prompt_key.as_ref().is_none_or(|k: &String| key < *k) {
-                    prompt_key = Some(key);
+                if is_prompt && prompt_key.as_ref().is_none_or(|k| key < *k) {
+                    prompt_key = Some(key.clone());
+                }
+                if let Some(m) = model {
+                    if first_model
+                        .as_ref()
+                        .is_none_or(|(ft, fk, _)| (raw_t, key.as_str()) < (*ft, fk.as_str()))
+                    {
+                        first_model = Some((raw_t, key, m));
+                    }
                 }
             }
         }
     }
     if count == 0 {
+        if old.is_some() {
+            conn.prepare_cached("DELETE FROM turns WHERE session_id = ?1 AND turn_id = ?2")
+                .and_then(|mut s| s.execute(params![session, turn]))
+                .map_err(sql("clearing a turn"))?;
+        }
         return Ok(old.is_some());
     }
     let prompt = match prompt_key {
-        Some(k) => record(conn, &k)?.and_then(|r| body_text(r.get("body"))),
+        Some(k) => record(conn, t, session, turn, &k)?.and_then(|r| body_text(Some(&r.body))),
         None => None,
     };
-    let model = pick_attr(
-        conn,
-        session,
-        Some(turn),
-        attr::REQUEST_MODEL,
-        start_key.as_deref(),
-    )?;
+    let model = start_model
+        .and_then(|(_, m)| m)
+        .or(first_model.map(|(_, _, m)| m));
     let started = start.or(min);
     let (moved, ordinal) = match old {
         Some((was, ordinal)) if was == started => (false, ordinal),
         _ => (true, None),
     };
     conn.prepare_cached(
-        "INSERT INTO turns (session_id, turn_id, ordinal, started_ns, ended_ns, prompt, model)
+        "INSERT OR REPLACE INTO turns (session_id, turn_id, ordinal, started_ns, ended_ns, prompt,
+             model)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut s| {
@@ -370,17 +417,28 @@ fn turn_row(conn: &Connection, session: &str, turn: &str) -> Result<bool, StoreE
     Ok(moved)
 }
 
-fn session_row(conn: &Connection, session: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM sessions WHERE session_id = ?1")
-        .and_then(|mut s| s.execute([session]))
-        .map_err(sql("clearing a session"))?;
-    // Every query below is an index lookup or an index-only scan (`events_session_time`,
-    // `events_session_turn`): this runs for every session a batch touches.
-    let count: i64 = conn
-        .prepare_cached("SELECT count(*) FROM events WHERE session_id = ?1")
-        .and_then(|mut s| s.query_row([session], |r| r.get(0)))
+/// Recomputes one session row; `delta` is the number of its events the batch added minus those
+/// it deleted.
+fn session_row(conn: &Connection, session: &str, delta: i64) -> Result<(), StoreError> {
+    // Every query below is an index lookup (the primary key, `events_session_time`, the
+    // attribute indexes) or a scan of the session-level events: this runs for every session a
+    // batch touches. The event count is the stored count plus the batch's delta (the stored
+    // row is exact as of the last commit); a session with no row yet is counted.
+    let stored: Option<i64> = conn
+        .prepare_cached("SELECT events FROM sessions WHERE session_id = ?1")
+        .and_then(|mut s| s.query_row([session], |r| r.get(0)).optional())
         .map_err(sql("reading a session"))?;
+    let count: i64 = match stored {
+        Some(n) => n + delta,
+        None => conn
+            .prepare_cached("SELECT count(*) FROM events WHERE session_id = ?1")
+            .and_then(|mut s| s.query_row([session], |r| r.get(0)))
+            .map_err(sql("reading a session"))?,
+    };
     if count == 0 {
+        conn.prepare_cached("DELETE FROM sessions WHERE session_id = ?1")
+            .and_then(|mut s| s.execute([session]))
+            .map_err(sql("clearing a session"))?;
         return Ok(());
     }
     let bound = |q: &str| -> Result<Option<i64>, StoreError> {
@@ -427,12 +485,12 @@ fn session_row(conn: &Connection, session: &str) -> Result<(), StoreError> {
         .and_then(|mut s| s.query_row([session], |r| r.get(0)))
         .map_err(sql("counting turns"))?;
     let start = start_key.as_deref();
-    let cwd = pick_attr(conn, session, None, attr::CWD, start)?;
-    let branch = pick_attr(conn, session, None, attr::GIT_BRANCH, start)?;
-    let commit = pick_attr(conn, session, None, attr::GIT_COMMIT, start)?;
-    let model = pick_attr(conn, session, None, attr::REQUEST_MODEL, start)?;
+    let cwd = pick_session_attr(conn, session, "cwd", start)?;
+    let branch = pick_session_attr(conn, session, "git_branch", start)?;
+    let commit = pick_session_attr(conn, session, "git_commit", start)?;
+    let model = pick_session_attr(conn, session, "model", start)?;
     conn.prepare_cached(
-        "INSERT INTO sessions (session_id, agent, cwd, git_branch, git_commit, model, started_ns,
+        "INSERT OR REPLACE INTO sessions (session_id, agent, cwd, git_branch, git_commit, model, started_ns,
              ended_ns, status, turns, events)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
@@ -455,7 +513,56 @@ fn session_row(conn: &Connection, session: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The numbering order of resolved turns: known starts first, by (start, turn id).
+type TurnOrder = (bool, i64, String);
+
+/// Numbers the resolved turns of `session` 1, 2, … by (start, turn id), unknown starts last.
+/// The common case, turns appended after every numbered one, only numbers the new turns: when
+/// the turns that kept their ordinal are exactly 1‥k (none moved before them or disappeared)
+/// and every unnumbered turn sorts after all of them, the full renumbering would give the same
+/// ordinals.
 fn ordinals(conn: &Connection, session: &str) -> Result<(), StoreError> {
+    let (mut numbered, mut max_ordinal) = (0i64, 0i64);
+    let mut last: Option<TurnOrder> = None;
+    let mut fresh: Vec<TurnOrder> = Vec::new();
+    {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT started_ns, turn_id, ordinal FROM turns
+                 WHERE session_id = ?1 AND substr(turn_id, 1, 1) != '~'",
+            )
+            .map_err(sql("numbering turns"))?;
+        let mut rows = stmt.query([session]).map_err(sql("numbering turns"))?;
+        while let Some(r) = rows.next().map_err(sql("numbering turns"))? {
+            let started: Option<i64> = r.get(0).map_err(sql("numbering turns"))?;
+            let turn: String = r.get(1).map_err(sql("numbering turns"))?;
+            let ordinal: Option<i64> = r.get(2).map_err(sql("numbering turns"))?;
+            let order = (started.is_none(), started.unwrap_or(0), turn);
+            match ordinal {
+                Some(n) => {
+                    numbered += 1;
+                    max_ordinal = max_ordinal.max(n);
+                    if last.as_ref().is_none_or(|l| order > *l) {
+                        last = Some(order);
+                    }
+                }
+                None => fresh.push(order),
+            }
+        }
+    }
+    let appended =
+        numbered == max_ordinal && fresh.iter().all(|f| last.as_ref().is_none_or(|l| f > l));
+    if appended {
+        fresh.sort();
+        for (i, (_, _, turn)) in fresh.iter().enumerate() {
+            conn.prepare_cached(
+                "UPDATE turns SET ordinal = ?3 WHERE session_id = ?1 AND turn_id = ?2",
+            )
+            .and_then(|mut s| s.execute(params![session, turn, numbered + 1 + i as i64]))
+            .map_err(sql("numbering turns"))?;
+        }
+        return Ok(());
+    }
     conn.prepare_cached(
         "UPDATE turns SET ordinal = o.n
          FROM (SELECT turn_id, row_number() OVER (ORDER BY started_ns IS NULL, started_ns, turn_id) AS n

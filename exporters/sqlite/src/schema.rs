@@ -10,9 +10,10 @@
 //! Rules every migration keeps (they are what makes the store replayable and comparable):
 //! * no column holds arrival time, and no generated id (rowids exist but never appear in a
 //!   row's content), so equal inputs give equal rows whatever the order or the restarts;
-//! * `sessions`, `turns`, `tool_calls`, `usage` and `event_attrs` are derived from `events`
-//!   alone and can be recomputed at any time ([`crate::Store::rebuild_derived`]); a migration
-//!   that changes how they are derived simply rebuilds them.
+//! * `sessions`, `turns`, `tool_calls`, `usage` and the attribute columns of `events` (`cwd`,
+//!   `git_branch`, `git_commit`, `model`) are derived from `events.record` alone and can be
+//!   recomputed at any time ([`crate::Store::rebuild_derived`]); a migration that changes how
+//!   they are derived simply rebuilds them.
 
 use std::path::{Path, PathBuf};
 
@@ -42,7 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         "events, observation archive, raw records, derived sessions/turns/tool calls/usage",
     sql: r#"
 CREATE TABLE events (
-    key          TEXT PRIMARY KEY NOT NULL,
+    key          TEXT NOT NULL,
     agent        TEXT NOT NULL,
     session_id   TEXT NOT NULL,
     turn_id      TEXT NOT NULL,
@@ -53,20 +54,30 @@ CREATE TABLE events (
     revision     INTEGER NOT NULL,
     sources      TEXT NOT NULL,
     key_fallback INTEGER NOT NULL,
+    cwd          TEXT,
+    git_branch   TEXT,
+    git_commit   TEXT,
+    model        TEXT,
     record       TEXT NOT NULL,
-    state        TEXT
-);
-CREATE INDEX events_session_time ON events(session_id, time_ns);
-CREATE INDEX events_session_turn ON events(session_id, turn_id);
+    state        TEXT,
+    PRIMARY KEY (session_id, turn_id, key)
+) WITHOUT ROWID;
+CREATE INDEX events_session_time ON events(session_id, time_ns, key);
+CREATE INDEX events_cwd ON events(session_id, time_ns, key, cwd) WHERE cwd IS NOT NULL;
+CREATE INDEX events_git_branch ON events(session_id, time_ns, key, git_branch)
+    WHERE git_branch IS NOT NULL;
+CREATE INDEX events_git_commit ON events(session_id, time_ns, key, git_commit)
+    WHERE git_commit IS NOT NULL;
+CREATE INDEX events_model ON events(session_id, time_ns, key, model) WHERE model IS NOT NULL;
 
 CREATE TABLE observations (
-    digest  TEXT PRIMARY KEY NOT NULL,
-    key     TEXT,
+    key     TEXT NOT NULL,
+    digest  TEXT NOT NULL,
     source  TEXT,
     time_ns INTEGER,
-    json    TEXT NOT NULL
-);
-CREATE INDEX observations_key ON observations(key);
+    json    TEXT NOT NULL,
+    PRIMARY KEY (key, digest)
+) WITHOUT ROWID;
 
 CREATE TABLE raw_records (
     digest TEXT PRIMARY KEY NOT NULL,
@@ -87,19 +98,6 @@ CREATE TABLE aliases (
     turn_id    TEXT NOT NULL,
     PRIMARY KEY (agent, session_id, alias)
 ) WITHOUT ROWID;
-
-CREATE TABLE event_attrs (
-    key        TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    turn_id    TEXT NOT NULL,
-    kind       TEXT NOT NULL,
-    time_ns    INTEGER NOT NULL,
-    value      TEXT NOT NULL,
-    PRIMARY KEY (key, name)
-) WITHOUT ROWID;
-CREATE INDEX event_attrs_session ON event_attrs(session_id, name, time_ns, key);
-CREATE INDEX event_attrs_turn ON event_attrs(session_id, turn_id, name, time_ns, key);
 
 CREATE TABLE sessions (
     session_id TEXT PRIMARY KEY NOT NULL,
@@ -125,7 +123,7 @@ CREATE TABLE turns (
     prompt     TEXT,
     model      TEXT,
     PRIMARY KEY (session_id, turn_id)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE tool_calls (
     session_id  TEXT NOT NULL,
@@ -140,10 +138,10 @@ CREATE TABLE tool_calls (
     started_ns  INTEGER,
     ended_ns    INTEGER,
     PRIMARY KEY (session_id, turn_id, call_id)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE usage (
-    key                   TEXT PRIMARY KEY NOT NULL,
+    key                   TEXT NOT NULL,
     session_id            TEXT NOT NULL,
     turn_id               TEXT NOT NULL,
     item_id               TEXT NOT NULL,
@@ -155,9 +153,9 @@ CREATE TABLE usage (
     cache_creation_tokens INTEGER,
     reasoning_tokens      INTEGER,
     total_tokens          INTEGER,
-    cost_usd              REAL
+    cost_usd              REAL,
+    PRIMARY KEY (session_id, turn_id, key)
 ) WITHOUT ROWID;
-CREATE INDEX usage_session ON usage(session_id, turn_id);
 "#,
 }];
 
@@ -168,16 +166,15 @@ pub fn latest_version() -> i64 {
 
 /// Every table, with the columns of its primary key (what a deterministic dump orders by).
 pub const TABLES: &[(&str, &str)] = &[
-    ("events", "key"),
-    ("observations", "digest"),
+    ("events", "session_id, turn_id, key"),
+    ("observations", "key, digest"),
     ("raw_records", "digest"),
     ("other_logs", "digest"),
     ("aliases", "agent, session_id, alias"),
-    ("event_attrs", "key, name"),
     ("sessions", "session_id"),
     ("turns", "session_id, turn_id"),
     ("tool_calls", "session_id, turn_id, call_id"),
-    ("usage", "key"),
+    ("usage", "session_id, turn_id, key"),
 ];
 
 fn user_version(conn: &Connection) -> Result<i64, StoreError> {
@@ -333,10 +330,12 @@ pub(crate) fn open_writer(
         });
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 10000;",
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;",
         synchronous.pragma()
     ))
     .map_err(StoreError::sql("setting pragmas"))?;
+    // Every statement of the write path stays prepared (rusqlite keeps 16 by default).
+    conn.set_prepared_statement_cache_capacity(128);
     migrate(&mut conn, path)?;
     // SQLite gives its side files the main file's mode; make sure of it.
     for p in sidecars(path) {

@@ -123,13 +123,19 @@ fn bytes_digest(b: &[u8]) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(b))
 }
 
-/// The attributes copied to `event_attrs` (what `sessions` and `turns` pick from).
+/// The attributes copied to columns of `events` (what `sessions` and `turns` pick from), in
+/// column order: `cwd`, `git_branch`, `git_commit`, `model`.
 pub(crate) const INDEXED_ATTRS: [&str; 4] = [
     attr::CWD,
     attr::GIT_BRANCH,
     attr::GIT_COMMIT,
     attr::REQUEST_MODEL,
 ];
+
+/// The values of [`INDEXED_ATTRS`] of a record (the attribute columns of its `events` row).
+fn indexed_attrs(rec: &AgentRecord) -> [Option<String>; 4] {
+    INDEXED_ATTRS.map(|name| lenient::text(rec.get(name)))
+}
 
 impl Store {
     /// Opens (creating and migrating as needed) the store at `path`.
@@ -173,7 +179,8 @@ impl Store {
         Ok(stats)
     }
 
-    /// Recomputes every derived row (and `event_attrs`) from `events`, in one transaction.
+    /// Recomputes every derived row (and the attribute columns of `events`) from
+    /// `events.record`, in one transaction.
     /// The result equals what the incremental path maintains; migrations that change a
     /// derivation call this.
     pub fn rebuild_derived(&mut self) -> Result<(), StoreError> {
@@ -182,8 +189,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sql("beginning a rebuild"))?;
         tx.execute_batch(
-            "DELETE FROM event_attrs; DELETE FROM sessions; DELETE FROM turns;
-             DELETE FROM tool_calls; DELETE FROM usage;",
+            "DELETE FROM sessions; DELETE FROM turns; DELETE FROM tool_calls; DELETE FROM usage;",
         )
         .map_err(StoreError::sql("clearing derived tables"))?;
         let mut touched = Touched::default();
@@ -195,8 +201,8 @@ impl Store {
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(StoreError::sql("reading events"))?;
             for row in rows {
-                let (key, record) = row.map_err(StoreError::sql("reading events"))?;
-                let key: EventKey = key.parse().map_err(|e| StoreError::Corrupt {
+                let (key_text, record) = row.map_err(StoreError::sql("reading events"))?;
+                let key: EventKey = key_text.parse().map_err(|e| StoreError::Corrupt {
                     what: "event key",
                     reason: format!("{e}"),
                 })?;
@@ -205,7 +211,25 @@ impl Store {
                         what: "event record",
                         reason: e.to_string(),
                     })?;
-                write_attrs(&tx, &key, &rec)?;
+                let [cwd, branch, commit, model] = indexed_attrs(&rec);
+                tx.prepare_cached(
+                    "UPDATE events SET cwd = ?4, git_branch = ?5, git_commit = ?6, model = ?7
+                     WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3
+                     AND (cwd IS NOT ?4 OR git_branch IS NOT ?5 OR git_commit IS NOT ?6
+                          OR model IS NOT ?7)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        key.session(),
+                        key.turn(),
+                        key_text,
+                        cwd,
+                        branch,
+                        commit,
+                        model
+                    ])
+                })
+                .map_err(StoreError::sql("writing event attributes"))?;
                 touched.touch(&key);
             }
         }
@@ -303,17 +327,18 @@ impl Writer<'_> {
         json: &str,
         columns: Option<(String, Option<String>, i64)>,
     ) -> Result<(), StoreError> {
+        // An observation whose JSON has no readable key is archived under the key ''.
         let (key, source, time) = match columns {
-            Some((k, s, t)) => (Some(k), s, Some(t)),
-            None => (None, None, None),
+            Some((k, s, t)) => (k, s, Some(t)),
+            None => (String::new(), None, None),
         };
         let n = self
             .conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO observations (digest, key, source, time_ns, json)
+                "INSERT OR IGNORE INTO observations (key, digest, source, time_ns, json)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )
-            .and_then(|mut s| s.execute(params![d, key, source, time, json]))
+            .and_then(|mut s| s.execute(params![key, d, source, time, json]))
             .map_err(StoreError::sql("archiving an observation"))?;
         self.stats.archived += n as u64;
         Ok(())
@@ -388,12 +413,15 @@ impl Writer<'_> {
         let k = key.to_string();
         let n = self
             .conn
-            .prepare_cached("DELETE FROM events WHERE key = ?1")
-            .and_then(|mut s| s.execute([&k]))
+            .prepare_cached(
+                "DELETE FROM events WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
+            )
+            .and_then(|mut s| s.execute(params![key.session(), key.turn(), k]))
             .map_err(StoreError::sql("deleting a superseded event"))?;
         if n > 0 {
-            delete_attrs(self.conn, &k)?;
             self.touched.touch(key);
+            self.touched.count(key, -1);
+            self.touched.deleted(&k);
         }
         Ok(())
     }
@@ -401,7 +429,7 @@ impl Writer<'_> {
     /// Joins a (re-keyed) raw-path state into its key's row.
     fn join_state(&mut self, m: Merged) -> Result<(), StoreError> {
         let key = m.key.to_string();
-        let stored = self.stored(&key)?;
+        let stored = self.stored(&m.key, &key)?;
         let mut state = match stored.as_ref().and_then(|s| s.2.as_deref()) {
             Some(s) => {
                 serde_json::from_str::<Merged>(s).unwrap_or_else(|_| Merged::new(m.key.clone()))
@@ -415,7 +443,15 @@ impl Writer<'_> {
             what: "merge state",
             reason: e.to_string(),
         })?;
-        self.write_event(&key, &rec, &json, ns(state.revision()), Some(&state_json))
+        let new = stored.is_none();
+        self.write_event(
+            &key,
+            rec,
+            &json,
+            ns(state.revision()),
+            Some(&state_json),
+            new,
+        )
     }
 
     fn tombstone(&mut self, key: &EventKey, new_key: &EventKey) -> Result<(), StoreError> {
@@ -425,13 +461,22 @@ impl Writer<'_> {
         self.delete_event(key)
     }
 
-    /// The stored (revision, record, state) of `key`.
-    fn stored(&self, key: &str) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
+    /// The stored (revision, record, state) of `key` (`text` is its string form).
+    fn stored(
+        &self,
+        key: &EventKey,
+        text: &str,
+    ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
         self.conn
-            .prepare_cached("SELECT revision, record, state FROM events WHERE key = ?1")
+            .prepare_cached(
+                "SELECT revision, record, state FROM events
+                 WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
+            )
             .and_then(|mut s| {
-                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
+                s.query_row(params![key.session(), key.turn(), text], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
             })
             .map_err(StoreError::sql("reading an event"))
     }
@@ -465,9 +510,9 @@ impl Writer<'_> {
         }
         let json = record_json(&rec)?;
         let rev = ns(rec.revision.unwrap_or(0));
-        let stored = self.stored(&key)?;
+        let stored = self.stored(&rec.key, &key)?;
         match Self::wins(stored.as_ref(), rev, &json) {
-            Ok(()) => self.write_event(&key, &rec, &json, rev, None),
+            Ok(()) => self.write_event(&key, rec, &json, rev, None, stored.is_none()),
             Err(reason) => {
                 self.stats.skip(reason);
                 Ok(())
@@ -480,7 +525,7 @@ impl Writer<'_> {
             obs.key = obs.key.with_turn(&turn);
         }
         let key = obs.key.to_string();
-        let stored = self.stored(&key)?;
+        let stored = self.stored(&obs.key, &key)?;
         let prec = &self.options.precedence;
         let state = stored
             .as_ref()
@@ -513,7 +558,7 @@ impl Writer<'_> {
                         what: "merge state",
                         reason: e.to_string(),
                     })?;
-                self.write_event(&key, &rec, &json, rev, Some(&state_json))
+                self.write_event(&key, rec, &json, rev, Some(&state_json), stored.is_none())
             }
             Err(reason) => {
                 self.stats.skip(reason);
@@ -545,10 +590,11 @@ impl Writer<'_> {
     fn write_event(
         &mut self,
         key: &str,
-        rec: &AgentRecord,
+        rec: AgentRecord,
         json: &str,
         rev: i64,
         state: Option<&str>,
+        new: bool,
     ) -> Result<(), StoreError> {
         let sources = if rec.sources.is_empty() {
             rec.source
@@ -562,11 +608,13 @@ impl Writer<'_> {
                 .join(",")
         };
         let k = &rec.key;
+        let [cwd, branch, commit, model] = indexed_attrs(&rec);
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO events (key, agent, session_id, turn_id, item_id, kind, name,
-                     time_ns, revision, sources, key_fallback, record, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     time_ns, revision, sources, key_fallback, cwd, git_branch, git_commit, model,
+                     record, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -581,15 +629,21 @@ impl Writer<'_> {
                     rev,
                     sources,
                     k.is_fallback(),
+                    cwd,
+                    branch,
+                    commit,
+                    model,
                     json,
                     state,
                 ])
             })
             .map_err(StoreError::sql("writing an event"))?;
-        delete_attrs(self.conn, key)?;
-        write_attrs(self.conn, k, rec)?;
         self.stats.upserted += 1;
         self.touched.touch(k);
+        if new {
+            self.touched.count(k, 1);
+        }
+        self.touched.wrote(key, rec);
         Ok(())
     }
 
@@ -668,36 +722,4 @@ fn record_json(rec: &AgentRecord) -> Result<String, StoreError> {
         what: "record",
         reason: e.to_string(),
     })
-}
-
-fn delete_attrs(conn: &Connection, key: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM event_attrs WHERE key = ?1")
-        .and_then(|mut s| s.execute([key]))
-        .map_err(StoreError::sql("deleting event attributes"))?;
-    Ok(())
-}
-
-fn write_attrs(conn: &Connection, key: &EventKey, rec: &AgentRecord) -> Result<(), StoreError> {
-    for name in INDEXED_ATTRS {
-        let Some(value) = lenient::text(rec.get(name)) else {
-            continue;
-        };
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO event_attrs (key, name, session_id, turn_id, kind, time_ns, value)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                key.to_string(),
-                name,
-                key.session(),
-                key.turn(),
-                key.kind().key_part(),
-                ns(rec.time_unix_nano),
-                value,
-            ])
-        })
-        .map_err(StoreError::sql("writing event attributes"))?;
-    }
-    Ok(())
 }

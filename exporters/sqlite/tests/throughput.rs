@@ -1,5 +1,7 @@
 //! Write throughput (a measurement, not a timed test): `cargo test --release -p
-//! agentcol-exporter-sqlite --test throughput -- --ignored --nocapture`.
+//! agentcol-exporter-sqlite --test throughput -- --ignored --nocapture`. Prints wall-clock
+//! records/s, records per CPU-second of the writing thread (fsync waits excluded; the number to
+//! compare on a shared machine) and the bytes written per record.
 
 mod common;
 
@@ -10,6 +12,22 @@ use agentcol_component::agent::{
 };
 use agentcol_exporter_sqlite::{Store, StoreOptions, Synchronous};
 use serde_json::json;
+
+/// CPU time of this thread so far (Linux: `/proc/thread-self/schedstat`), if known. The store
+/// writes on the calling thread, so this is its CPU cost, fsync waits excluded.
+fn thread_cpu() -> Option<std::time::Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = s.split_whitespace().next()?.parse().ok()?;
+    Some(std::time::Duration::from_nanos(ns))
+}
+
+/// Bytes this process has passed to write calls so far (`/proc/self/io` `wchar`), if known.
+fn written() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/io").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .and_then(|v| v.trim().parse().ok())
+}
 
 fn session(s: usize, events: usize) -> Vec<AgentRecord> {
     let p = Precedence::default();
@@ -102,13 +120,29 @@ fn write_throughput() {
         let n = if batch < 1000 { 20_000 } else { all.len() };
         let batches: Vec<_> = all[..n].chunks(batch).map(common::logs).collect();
         let t = Instant::now();
+        let cpu0 = thread_cpu();
+        let w0 = written();
         for b in &batches {
             store.apply(b).unwrap();
         }
         let secs = t.elapsed().as_secs_f64();
+        let cpu = match (cpu0, thread_cpu()) {
+            (Some(a), Some(b)) => {
+                let c = (b - a).as_secs_f64();
+                format!(", CPU {c:.2}s = {:.0} records/CPU-s", n as f64 / c)
+            }
+            _ => String::new(),
+        };
+        let io = match (w0, written()) {
+            (Some(a), Some(b)) => format!(
+                ", {:.1} KiB written/record",
+                (b - a) as f64 / 1024.0 / n as f64
+            ),
+            _ => String::new(),
+        };
         if let Ok(keep) = std::env::var("KEEP_DB") {
             std::fs::copy(dir.path().join("agentcol.db"), keep).unwrap();
         }
-        println!("synchronous={sync:?} batch={batch}: {n} merged records in {secs:.2}s = {:.0} records/s", n as f64 / secs);
+        println!("synchronous={sync:?} batch={batch}: {n} merged records in {secs:.2}s = {:.0} records/s{cpu}{io}", n as f64 / secs);
     }
 }

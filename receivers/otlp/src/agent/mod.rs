@@ -23,11 +23,11 @@
 mod claude;
 mod codex;
 
+use agentcol_component::agent::value::json_to_any;
 use agentcol_component::agent::value::{any_to_json, attr_text, hex_id, parse_rfc3339_nanos};
 use agentcol_component::agent::{attr, trace_alias, Agent, EventKey, Kind, Source};
 use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use agentcol_component::agent::value::json_to_any;
 use agentcol_component::opentelemetry_proto::tonic::common::v1::{
     any_value, AnyValue, InstrumentationScope, KeyValue,
 };
