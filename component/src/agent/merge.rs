@@ -120,10 +120,14 @@ pub struct Merged {
 
 /// The digest of an observation's archive form (xxh3-128, hex).
 pub fn digest(observation_json: &str) -> String {
-    format!(
-        "{:032x}",
-        xxhash_rust::xxh3::xxh3_128(observation_json.as_bytes())
-    )
+    // `format!("{:032x}", h)`, without the formatting machinery (this runs per observation).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let h = xxhash_rust::xxh3::xxh3_128(observation_json.as_bytes());
+    let mut s = String::with_capacity(32);
+    for i in (0..32).rev() {
+        s.push(HEX[((h >> (4 * i)) & 15) as usize] as char);
+    }
+    s
 }
 
 impl Merged {
@@ -145,11 +149,19 @@ impl Merged {
     }
 
     fn offer(&mut self, name: String, cand: Field) -> bool {
-        match self.fields.get(&name) {
-            Some(cur) if order(&name, cur, &cand) != Ordering::Less => false,
-            _ => {
-                self.fields.insert(name, cand);
+        use std::collections::btree_map::Entry;
+        match self.fields.entry(name) {
+            Entry::Vacant(v) => {
+                v.insert(cand);
                 true
+            }
+            Entry::Occupied(mut o) => {
+                if order(o.key(), o.get(), &cand) == Ordering::Less {
+                    o.insert(cand);
+                    true
+                } else {
+                    false
+                }
             }
         }
     }
@@ -187,7 +199,10 @@ impl Merged {
             changed |= self.offer("body".into(), f(obs.body.clone()));
         }
         for (k, v) in &obs.attributes {
-            changed |= self.offer(format!("a:{k}"), f(v.clone()));
+            let mut name = String::with_capacity(k.len() + 2);
+            name.push_str("a:");
+            name.push_str(k);
+            changed |= self.offer(name, f(v.clone()));
         }
         Added::New { changed }
     }
@@ -368,6 +383,14 @@ mod tests {
             Some(&Source::Otlp)
         );
         assert_eq!(r.sources.len(), 4);
+    }
+
+    #[test]
+    fn digests_are_32_lowercase_hex_digits() {
+        for s in ["", "{}", "x"] {
+            let h = xxhash_rust::xxh3::xxh3_128(s.as_bytes());
+            assert_eq!(digest(s), format!("{h:032x}"));
+        }
     }
 
     #[test]

@@ -186,13 +186,40 @@ impl AgentRecord {
     /// The observation in its archive form: deterministic JSON (sorted keys), without the
     /// merged-only fields. Its digest identifies the observation.
     pub fn observation_json(&self) -> String {
-        let mut o = self.clone();
-        o.sources.clear();
-        o.revision = None;
-        o.provenance.clear();
-        o.superseded_by = None;
-        o.observations.clear();
-        serde_json::to_string(&o).unwrap_or_default()
+        self.observation_json_keyed(&self.key.to_string())
+    }
+
+    /// [`Self::observation_json`] with the key's text already at hand (`key_text` must be
+    /// `self.key.to_string()`).
+    pub fn observation_json_keyed(&self, key_text: &str) -> String {
+        debug_assert_eq!(key_text, self.key.to_string());
+        // The same fields, names, order and skip rules as `AgentRecord`'s own serialisation
+        // with the merged-only fields cleared (they are then all skipped), without the clone.
+        #[derive(Serialize)]
+        struct View<'a> {
+            key: &'a str,
+            name: &'a str,
+            time_unix_nano: u64,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            trace_id: &'a str,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            span_id: &'a str,
+            attributes: &'a BTreeMap<String, Json>,
+            body: &'a Json,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            source: Option<Source>,
+        }
+        serde_json::to_string(&View {
+            key: key_text,
+            name: &self.name,
+            time_unix_nano: self.time_unix_nano,
+            trace_id: &self.trace_id,
+            span_id: &self.span_id,
+            attributes: &self.attributes,
+            body: &self.body,
+            source: self.source,
+        })
+        .unwrap_or_default()
     }
 
     /// Reads an observation back from its archive form.
@@ -202,9 +229,13 @@ impl AgentRecord {
 
     /// The record as an OTLP log record (the exact inverse of [`Self::from_log_record`]).
     pub fn to_log_record(&self) -> LogRecord {
+        self.log_record(self.key.to_string())
+    }
+
+    fn log_record(&self, key_text: String) -> LogRecord {
         let mut attributes = Vec::with_capacity(self.attributes.len() + 6);
         attributes.push(kv(EVENT_NAME, string(self.name.clone())));
-        attributes.push(kv(attr::EVENT_KEY, string(self.key.to_string())));
+        attributes.push(kv(attr::EVENT_KEY, string(key_text)));
         if self.key.is_fallback() {
             attributes.push(kv(
                 attr::KEY_FALLBACK,
@@ -272,6 +303,38 @@ impl AgentRecord {
             event_name: self.name.clone(),
             ..Default::default()
         }
+    }
+
+    /// [`Self::to_log_record`], consuming the record: the attached observations (the largest
+    /// strings of a merged record) are moved into the log record instead of copied.
+    pub fn into_log_record(self) -> LogRecord {
+        let key_text = self.key.to_string();
+        self.into_log_record_keyed(key_text)
+    }
+
+    /// [`Self::into_log_record`] with the key's text already at hand (`key_text` must be
+    /// `self.key.to_string()`).
+    pub fn into_log_record_keyed(mut self, key_text: String) -> LogRecord {
+        debug_assert_eq!(key_text, self.key.to_string());
+        let observations = std::mem::take(&mut self.observations);
+        let mut rec = self.log_record(key_text);
+        if !observations.is_empty() {
+            // `to_log_record` pushes the observations right before the plain attributes, which
+            // come last, one each.
+            let at = rec.attributes.len() - self.attributes.len();
+            rec.attributes.insert(
+                at,
+                kv(
+                    attr::EVENT_OBSERVATIONS,
+                    AnyValue {
+                        value: Some(V::ArrayValue(ArrayValue {
+                            values: observations.into_iter().map(string).collect(),
+                        })),
+                    },
+                ),
+            );
+        }
+        rec
     }
 
     /// Reads a canonical record. [`RecordError::NotAgent`] when the record has no
@@ -445,6 +508,32 @@ mod tests {
         r.superseded_by = Some(r.key.with_turn("u2"));
         let back = AgentRecord::from_log_record(&r.to_log_record()).unwrap();
         assert_eq!(back, r);
+        assert_eq!(r.clone().into_log_record(), r.to_log_record());
+    }
+
+    #[test]
+    fn the_archive_form_is_the_record_without_its_merged_fields() {
+        let mut r = sample();
+        r.sources = vec![Source::Otlp];
+        r.revision = Some(1);
+        r.provenance.insert("body".into(), Source::Hook);
+        r.superseded_by = Some(r.key.with_turn("u2"));
+        r.observations = vec!["{}".into()];
+        let mut o = r.clone();
+        o.sources.clear();
+        o.revision = None;
+        o.provenance.clear();
+        o.superseded_by = None;
+        o.observations.clear();
+        assert_eq!(r.observation_json(), serde_json::to_string(&o).unwrap());
+        r.trace_id.clear();
+        r.source = None;
+        o.trace_id.clear();
+        o.source = None;
+        o.span_id = "00f067aa0ba902b7".into();
+        r.span_id = o.span_id.clone();
+        assert_eq!(r.observation_json(), serde_json::to_string(&o).unwrap());
+        assert_eq!(r.clone().into_log_record(), r.to_log_record());
     }
 
     #[test]

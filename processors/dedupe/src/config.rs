@@ -32,6 +32,10 @@ pub struct DedupeConfig {
     /// How many keys are kept in memory; colder keys are read from the state database when
     /// they are seen again.
     pub cache_keys: usize,
+    /// How many bytes the cached keys may take (their stored form, the key and a fixed
+    /// per-entry overhead): a key holds its merged event with bodies, so a count alone does
+    /// not bound memory. Default 32 MiB.
+    pub cache_bytes: usize,
     /// How long `shutdown` keeps trying to deliver what is still pending (settle window > 0).
     /// What is left stays pending on disk and goes out at the next start.
     pub shutdown_timeout: Duration,
@@ -46,6 +50,7 @@ impl Default for DedupeConfig {
             state_path: None,
             decisions_kept: 1000,
             cache_keys: 100_000,
+            cache_bytes: 32 << 20,
             shutdown_timeout: Duration::from_secs(5),
         }
     }
@@ -56,6 +61,9 @@ impl ComponentConfig for DedupeConfig {
         let mut errors = Vec::new();
         if self.cache_keys == 0 {
             errors.push(ConfigError::new("cache_keys", "must be at least 1"));
+        }
+        if self.cache_bytes == 0 {
+            errors.push(ConfigError::new("cache_bytes", "must be at least 1"));
         }
         if let Some(p) = &self.state_path {
             if p.as_os_str().is_empty() {
@@ -103,6 +111,7 @@ mod tests {
         assert!(c.attach_observations);
         assert_eq!(c.decisions_kept, 1000);
         assert_eq!(c.cache_keys, 100_000);
+        assert_eq!(c.cache_bytes, 32 << 20);
         assert_eq!(
             c.precedence.codex,
             vec![

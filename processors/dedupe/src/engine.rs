@@ -22,7 +22,10 @@ use agentcol_component::Logs;
 use prost::Message;
 
 use crate::cache::Lru;
-use crate::store::{AliasId, DecisionKind, DecisionRow, KeyState, StateError, Store, Tomb, Write};
+use crate::codec;
+use crate::store::{
+    AliasId, DecisionKind, DecisionRow, KeyState, Loc, StateError, Store, Tomb, Upsert, Write,
+};
 
 /// Maps keyed by ids that come from outside: foldhash is fast on short keys and seeded per
 /// process, so colliding ids cannot be precomputed.
@@ -53,12 +56,34 @@ pub(crate) struct Settings {
     pub attach: bool,
     pub precedence: Precedence,
     pub cache_keys: usize,
+    pub cache_bytes: usize,
 }
+
+/// A cached key (by its row id): its state in the stored binary form (a fraction of the
+/// decoded size).
+#[derive(Debug)]
+struct Cached {
+    /// The key, to tell a 64-bit id collision.
+    text: Arc<str>,
+    loc: Loc,
+    blob: Box<[u8]>,
+    pending: bool,
+    due_ms: Option<i64>,
+}
+
+/// What a cache entry costs beyond its blob and key text: the map slot and the allocator's
+/// rounding of the two allocations.
+const ENTRY_OVERHEAD: usize = 112;
 
 #[derive(Debug)]
 struct Staged {
-    /// The key as text (`agent.event.key`).
-    text: String,
+    /// The key as text (`agent.event.key`), shared with the batch's decisions.
+    text: Arc<str>,
+    /// Its row id ([`codec::key_id`]) and where its row is.
+    id: i64,
+    loc: Loc,
+    /// The stored form of `state` as read, while the batch has not changed it.
+    blob: Option<Box<[u8]>>,
     /// `None`: absent, or deleted by this batch (a resolved provisional key).
     state: Option<KeyState>,
     dirty: bool,
@@ -66,6 +91,9 @@ struct Staged {
     touched: bool,
     /// Input position of the key's first observation in this batch.
     slot: Option<usize>,
+    /// A key created by this batch from one observation: that observation (under the key),
+    /// from which its first emission is made without going through `Merged::to_record`.
+    first: Option<AgentRecord>,
 }
 
 impl Staged {
@@ -144,7 +172,7 @@ enum Slot {
 pub(crate) struct Engine {
     store: Store,
     settings: Settings,
-    cache: Lru<EventKey, KeyState>,
+    cache: Lru<i64, Cached>,
     aliases: HashMap<AliasId, Option<String>>,
     origins: HashMap<i64, Arc<ResourceLogs>>,
     pending: (u64, Option<i64>),
@@ -181,6 +209,18 @@ fn tombstone(t: &Tomb, real: &EventKey) -> AgentRecord {
     r
 }
 
+/// `Merged::to_record` of a key made of one observation (with a source), from the observation
+/// itself: every field comes from it, so the record is the observation with its one source, no
+/// provenance and revision 0 (the debug build checks this against `to_record` every time).
+fn single_record(mut r: AgentRecord) -> AgentRecord {
+    r.sources = r.source.into_iter().collect();
+    r.revision = Some(0);
+    r.provenance.clear();
+    r.superseded_by = None;
+    r.observations.clear();
+    r
+}
+
 fn default_template() -> ResourceLogs {
     ResourceLogs {
         resource: None,
@@ -200,7 +240,7 @@ impl Engine {
     pub fn new(store: Store, settings: Settings) -> Result<Engine, StateError> {
         let pending = store.pending_summary()?;
         Ok(Engine {
-            cache: Lru::new(settings.cache_keys),
+            cache: Lru::new(settings.cache_keys, settings.cache_bytes),
             store,
             settings,
             aliases: HashMap::default(),
@@ -225,16 +265,38 @@ impl Engine {
         b: &'b mut Batch,
         key: &EventKey,
     ) -> Result<&'b mut Staged, StateError> {
+        self.stage_keyed(b, key, None)
+    }
+
+    /// [`Self::stage`] with the key's text, when at hand.
+    fn stage_keyed<'b>(
+        &mut self,
+        b: &'b mut Batch,
+        key: &EventKey,
+        text: Option<String>,
+    ) -> Result<&'b mut Staged, StateError> {
         if !b.staged.contains_key(key) {
-            let text = key.to_string();
-            let state = match self.cache.take(key) {
-                Some(s) => Some(s),
-                None => match self.store.load_key(&text) {
-                    Ok(s) => s,
+            let text: Arc<str> = text.unwrap_or_else(|| key.to_string()).into();
+            let id = codec::key_id(&text);
+            // A cached entry under the same id but another key (a collision) is dropped: the
+            // cache is only a copy of the database.
+            let cached = self.cache.take(&id).filter(|c| *c.text == *text);
+            let (loc, state, blob) = match cached {
+                Some(c) => match codec::decode(key, &c.blob, c.pending, c.due_ms) {
+                    Ok(st) => (c.loc, Some(st), Some(c.blob)),
+                    Err(e) => {
+                        tracing::error!(key = %text, error = %e, "cached dedupe state of this key is unreadable; starting it afresh");
+                        (c.loc, None, None)
+                    }
+                },
+                None => match self.store.load_key(key, &text, id) {
+                    Ok(Some((loc, st, blob))) => (loc, Some(st), Some(blob.into_boxed_slice())),
+                    Ok(None) => (Loc::New, None, None),
                     Err(e @ StateError::Invalid { .. }) => {
                         // One unreadable row must not wedge every batch that touches its key.
+                        // Its row stays where it is and is overwritten at the next commit.
                         tracing::error!(key = %text, error = %e, "dedupe state of this key is unreadable; starting it afresh");
-                        None
+                        (self.store.locate(&text, id)?, None, None)
                     }
                     Err(e) => return Err(e),
                 },
@@ -243,10 +305,14 @@ impl Engine {
                 key.clone(),
                 Staged {
                     text,
+                    id,
+                    loc,
+                    blob,
                     state,
                     dirty: false,
                     touched: false,
                     slot: None,
+                    first: None,
                 },
             );
         }
@@ -327,24 +393,27 @@ impl Engine {
         slot: usize,
         origin: i64,
     ) -> Result<(), StateError> {
-        let json = obs.observation_json();
+        let obs_text = obs.key.to_string();
+        let json = obs.observation_json_keyed(&obs_text);
         let d = digest(&json);
         let source = obs.source.map(|s| s.as_str());
         let mut key = obs.key.clone();
+        let mut text = Some(obs_text);
         if key.has_alias_turn() {
             if let Some(turn) = self.alias(b, &AliasId::of(&key))? {
                 let real = key.with_turn(&turn);
                 b.decide(DecisionRow {
-                    key: real.to_string(),
+                    key: real.to_string().into(),
                     decision: DecisionKind::Rekeyed,
                     revision: None,
                     source,
                     note: Some(format!("from {key}")),
                 });
                 key = real;
+                text = None;
             }
         }
-        let entry = self.stage(b, &key)?;
+        let entry = self.stage_keyed(b, &key, text)?;
         let first_touch = entry.touch(Some(slot));
         let precedence = &self.settings.precedence;
         let attach = self.settings.attach;
@@ -369,6 +438,10 @@ impl Engine {
             }
         };
         let text = entry.text.clone();
+        let single = created && matches!(added, Added::New { .. }) && obs.source.is_some();
+        if !single {
+            entry.first = None;
+        }
         if first_touch {
             b.order.push(key.clone());
         }
@@ -396,6 +469,21 @@ impl Engine {
                     alias: trace_alias(&hex),
                 };
                 self.declare(b, id, original.turn())?;
+            }
+        }
+        if single {
+            if let Some(entry) = b.staged.get_mut(&key) {
+                // Still the key's only observation (an alias this observation declared may
+                // have folded provisional state into the key).
+                if entry
+                    .state
+                    .as_ref()
+                    .is_some_and(|st| st.merged.digests.len() == 1)
+                {
+                    let mut obs = obs;
+                    obs.key = key;
+                    entry.first = Some(obs);
+                }
             }
         }
         Ok(())
@@ -433,6 +521,7 @@ impl Engine {
                 continue;
             };
             pentry.dirty = true;
+            let pfirst = pentry.first.take();
             let pslot = pentry.slot;
             let real = p.with_turn(turn);
             if self.stage(b, &real)?.touch(pslot) {
@@ -449,6 +538,7 @@ impl Engine {
             });
             let pdue = ps.due_ms;
             let rentry = self.stage(b, &real)?;
+            let fresh = rentry.state.is_none() && ps.emitted.is_none();
             let mut rs = match rentry.state.take() {
                 None => KeyState {
                     merged: ps.merged.rekey(real.clone()),
@@ -480,6 +570,15 @@ impl Engine {
             let revision = Some(rs.merged.revision());
             rentry.state = Some(rs);
             rentry.dirty = true;
+            // A provisional key made by this batch from one observation, moved to a real key
+            // that had nothing: still that one observation, under the real key.
+            rentry.first = match pfirst {
+                Some(mut obs) if fresh => {
+                    obs.key = real.clone();
+                    Some(obs)
+                }
+                _ => None,
+            };
             let text = rentry.text.clone();
             b.decide(DecisionRow {
                 key: text,
@@ -495,7 +594,14 @@ impl Engine {
     /// Stages a request's observations. With no settle window, plans their emission; with one,
     /// marks their keys pending. The output holds what must be accepted downstream before the
     /// batch may be committed: pass-through records in place, plus (no window) the emissions.
-    pub fn ingest(&mut self, mut logs: Logs, now_ms: i64) -> Result<Prepared, StateError> {
+    pub fn ingest(&mut self, logs: Logs, now_ms: i64) -> Result<Prepared, StateError> {
+        self.store.begin_read()?;
+        let r = self.ingest_in_read(logs, now_ms);
+        self.store.end_read();
+        r
+    }
+
+    fn ingest_in_read(&mut self, mut logs: Logs, now_ms: i64) -> Result<Prepared, StateError> {
         let mut b = Batch::default();
         let mut slots = Vec::with_capacity(logs.resource_logs.len());
         let mut slot = 0usize;
@@ -598,15 +704,21 @@ impl Engine {
             let new_revision = st.has_new_revision();
             let mut source = None;
             if new_revision {
-                let mut r = st.merged.to_record();
+                let mut r = match s.first.take() {
+                    Some(obs) if st.emitted.is_none() && st.merged.digests.len() == 1 => {
+                        single_record(obs)
+                    }
+                    _ => st.merged.to_record(),
+                };
+                debug_assert_eq!(r, st.merged.to_record());
                 source = r.source.map(|s| s.as_str());
                 if attach {
                     r.observations = std::mem::take(&mut st.unsent);
                 }
-                records.push(r.to_log_record());
+                records.push(r.into_log_record_keyed(s.text.to_string()));
             }
             for t in &st.supersedes {
-                records.push(tombstone(t, key).to_log_record());
+                records.push(tombstone(t, key).into_log_record());
             }
             b.emissions.push(Emission {
                 key: key.clone(),
@@ -739,7 +851,7 @@ impl Engine {
             }
             for t in std::mem::take(&mut st.supersedes) {
                 rows.push(DecisionRow {
-                    key: t.key.to_string(),
+                    key: t.key.to_string().into(),
                     decision: DecisionKind::Tombstone,
                     revision: Some(t.revision),
                     source: None,
@@ -759,6 +871,16 @@ impl Engine {
         for d in &b.decisions {
             *counts.entry(d.decision).or_default() += 1;
         }
+        // The stored form of every changed state (kept for the cache afterwards).
+        for s in b.staged.values_mut() {
+            if s.dirty {
+                s.blob = s
+                    .state
+                    .as_ref()
+                    .map(|st| codec::encode(st).into_boxed_slice());
+            }
+        }
+        let locs: Vec<Loc>;
         {
             let mut w = Write {
                 decisions: &b.decisions,
@@ -770,9 +892,18 @@ impl Engine {
                 if !s.dirty {
                     continue;
                 }
-                match &s.state {
-                    Some(st) => w.upserts.push((&s.text, st)),
-                    None => w.deletes.push(&s.text),
+                match (&s.state, &s.blob) {
+                    (Some(st), Some(blob)) => {
+                        w.upserts.push(Upsert {
+                            text: &s.text,
+                            id: s.id,
+                            loc: s.loc,
+                            state: blob,
+                            pending: st.pending,
+                            due_ms: st.due_ms,
+                        });
+                    }
+                    _ => w.deletes.push((&s.text, s.id, s.loc)),
                 }
             }
             for id in &b.alias_order {
@@ -793,11 +924,29 @@ impl Engine {
             for (id, bytes, _) in &b.origins {
                 w.origins.push((*id, bytes));
             }
-            self.store.write(&w)?;
+            self.store.write(&mut w)?;
+            locs = w.upserts.iter().map(|u| u.loc).collect();
         }
-        for (key, s) in b.staged.drain() {
-            if let Some(st) = s.state {
-                self.cache.put(key, st);
+        // Where the new keys landed: the same walk over the unchanged map, so the same order.
+        let mut locs = locs.into_iter();
+        for s in b.staged.values_mut() {
+            if s.dirty && s.state.is_some() && s.blob.is_some() {
+                if let Some(loc) = locs.next() {
+                    s.loc = loc;
+                }
+            }
+        }
+        for (_, s) in b.staged.drain() {
+            if let (Some(st), Some(blob)) = (s.state, s.blob) {
+                let weight = blob.len() + s.text.len() + ENTRY_OVERHEAD;
+                let c = Cached {
+                    text: s.text,
+                    loc: s.loc,
+                    blob,
+                    pending: st.pending,
+                    due_ms: st.due_ms,
+                };
+                self.cache.put(s.id, c, weight);
             }
         }
         if self.aliases.len() + b.aliases.len() > self.settings.cache_keys {
@@ -830,7 +979,7 @@ mod tests {
     use agentcol_component::opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 
     fn engine(dir: &std::path::Path, cache_keys: usize) -> Engine {
-        let store = Store::open(&dir.join("s.db"), false, 10).unwrap();
+        let store = Store::open(&dir.join("s.db"), 10).unwrap();
         Engine::new(
             store,
             Settings {
@@ -838,6 +987,7 @@ mod tests {
                 attach: false,
                 precedence: Precedence::default(),
                 cache_keys,
+                cache_bytes: usize::MAX,
             },
         )
         .unwrap()

@@ -39,6 +39,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod cache;
+mod codec;
 mod config;
 mod engine;
 mod store;
@@ -332,7 +333,7 @@ impl DedupeProcessor {
         }
         let claim = Claim::take(&state_path).map_err(CreateError::InvalidConfig)?;
         let window = config.settle_window.get();
-        let store = Store::open(&state_path, !window.is_zero(), config.decisions_kept)
+        let store = Store::open(&state_path, config.decisions_kept)
             .map_err(|e| CreateError::Other(e.to_string()))?;
         let engine = Engine::new(
             store,
@@ -341,6 +342,7 @@ impl DedupeProcessor {
                 attach: config.attach_observations,
                 precedence: config.precedence.clone(),
                 cache_keys: config.cache_keys.max(1),
+                cache_bytes: config.cache_bytes.max(1),
             },
         )
         .map_err(|e| CreateError::Other(e.to_string()))?;

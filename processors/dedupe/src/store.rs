@@ -7,17 +7,21 @@
 //!
 //! Tables:
 //!
-//! * `keys`: per event key, the [`Merged`] state as JSON, the revision last emitted downstream
-//!   (`NULL`: never), the pending mark and due time (settle window), the observations not yet
-//!   emitted (for `attach_observations`), the provisional keys to tombstone after its next
-//!   emission, and the origin (resource + scope) of its first observation.
+//! * `keys`: per event key, by a 64-bit row id ([`codec::key_id`](crate::codec::key_id)) with
+//!   the key text beside it, the state in the compact binary form of [`crate::codec`] (the
+//!   [`Merged`] event, the revision last emitted downstream, the observations not yet emitted
+//!   (for `attach_observations`), the provisional keys to tombstone after its next emission,
+//!   and the origin (resource + scope) of its first observation), and as columns the pending
+//!   mark and due time (settle window). One B-tree insert per new key.
+//! * `keys_overflow`: the same, by key text, for a key whose row id is already taken by
+//!   another key (a 64-bit hash collision: practically never, but handled).
 //! * `aliases`: (agent, session, `~trace:<hex>`) → real turn id. Kept forever (one row per turn).
 //! * `provisional`: index of keys whose turn is still an alias, by alias.
 //! * `origins`: interned resource + scope templates (protobuf), by hash.
 //! * `decision_log`: the last `decisions_kept` decisions, one row per commit holding that
-//!   commit's decisions as a JSON array (one insert per commit instead of one per observation:
-//!   the log is written on every request and read only by `status`); `decision_counts`: totals
-//!   per decision.
+//!   commit's decisions in the binary form of [`crate::codec::encode_log`], keys by row id (one
+//!   insert per commit instead of one per observation: the log is written on every request and
+//!   read only by `status`); `decision_counts`: totals per decision.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,21 +33,29 @@ use agentcol_component::agent::{EventKey, Merged};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-/// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+use crate::codec;
+
+/// Schema version written to `PRAGMA user_version`. 1: `keys` by text with the state as JSON
+/// (migrated on open); 2: `keys` by hashed row id with a binary state, `keys_overflow`.
+const SCHEMA_VERSION: i64 = 2;
+
+const PAGE_SIZE_PRAGMA: &str = "PRAGMA page_size=16384;";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keys (
-    key TEXT PRIMARY KEY,
-    merged TEXT NOT NULL,
-    emitted INTEGER,
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    state BLOB NOT NULL,
     pending INTEGER NOT NULL DEFAULT 0,
-    due_ms INTEGER,
-    unsent TEXT,
-    supersedes TEXT,
-    origin INTEGER
+    due_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS keys_pending ON keys(due_ms) WHERE pending = 1;
+CREATE TABLE IF NOT EXISTS keys_overflow (
+    key TEXT PRIMARY KEY,
+    state BLOB NOT NULL,
+    pending INTEGER NOT NULL DEFAULT 0,
+    due_ms INTEGER
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS aliases (
     agent TEXT NOT NULL,
     session TEXT NOT NULL,
@@ -66,7 +78,7 @@ CREATE TABLE IF NOT EXISTS decision_log (
     first_seq INTEGER PRIMARY KEY,
     last_seq INTEGER NOT NULL,
     at_ms INTEGER NOT NULL,
-    rows TEXT NOT NULL
+    rows BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
@@ -210,28 +222,12 @@ impl fmt::Display for Decision {
 /// A decision before it is committed.
 #[derive(Debug, Clone)]
 pub(crate) struct DecisionRow {
-    pub key: String,
+    pub key: std::sync::Arc<str>,
     pub decision: DecisionKind,
     pub revision: Option<u64>,
     pub source: Option<&'static str>,
     pub note: Option<String>,
 }
-
-/// One decision in the log's JSON: key, decision, revision, source, note.
-type LogRow<'a> = (
-    &'a str,
-    DecisionKind,
-    Option<u64>,
-    Option<&'a str>,
-    Option<&'a str>,
-);
-type OwnedLogRow = (
-    String,
-    DecisionKind,
-    Option<u64>,
-    Option<String>,
-    Option<String>,
-);
 
 /// A provisional key to tombstone after the next emission of the key that replaced it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -304,11 +300,36 @@ impl AliasId {
     }
 }
 
+/// Where a key's row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loc {
+    /// Not in the database: a new key goes to `keys` at its id, or to `keys_overflow` when
+    /// another key holds that id.
+    New,
+    /// `keys`, at the key's id.
+    Primary,
+    /// `keys_overflow`.
+    Overflow,
+}
+
+/// One key's row to write.
+#[derive(Debug)]
+pub(crate) struct Upsert<'a> {
+    pub text: &'a str,
+    pub id: i64,
+    /// Updated by [`Store::write`] for new keys.
+    pub loc: Loc,
+    pub state: &'a [u8],
+    pub pending: bool,
+    pub due_ms: Option<i64>,
+}
+
 /// What one commit writes, in one transaction.
 #[derive(Debug, Default)]
 pub(crate) struct Write<'a> {
-    pub upserts: Vec<(&'a str, &'a KeyState)>,
-    pub deletes: Vec<&'a str>,
+    pub upserts: Vec<Upsert<'a>>,
+    /// (text, id, where).
+    pub deletes: Vec<(&'a str, i64, Loc)>,
     pub aliases: Vec<(&'a AliasId, &'a str)>,
     pub provisional: Vec<(AliasId, &'a str)>,
     pub origins: Vec<(i64, &'a [u8])>,
@@ -323,6 +344,9 @@ pub(crate) struct Store {
     path: PathBuf,
     decisions_kept: usize,
     next_seq: u64,
+    /// Rows in `keys_overflow`: while 0 (always, but for a 64-bit hash collision), a key that
+    /// is not at its id in `keys` is known to be absent without a second lookup.
+    overflow: u64,
 }
 
 impl fmt::Debug for Store {
@@ -378,18 +402,10 @@ fn private_file(path: &Path) -> std::io::Result<()> {
         .map(|_| ())
 }
 
-fn json_list<T: Serialize>(v: &[T]) -> Option<String> {
-    if v.is_empty() {
-        None
-    } else {
-        serde_json::to_string(v).ok()
-    }
-}
-
 impl Store {
-    /// Opens (creating) the state database. `durable`: fsync every commit (`synchronous=FULL`),
-    /// used when a commit is the acknowledgement (settle window > 0).
-    pub fn open(path: &Path, durable: bool, decisions_kept: usize) -> Result<Store, StateError> {
+    /// Opens (creating) the state database. Every commit is fsynced (`synchronous=FULL`), with
+    /// or without a settle window: see `docs/dedupe.md`, "Durability".
+    pub fn open(path: &Path, decisions_kept: usize) -> Result<Store, StateError> {
         let io = |source| StateError::Io {
             path: path.to_path_buf(),
             source,
@@ -413,8 +429,9 @@ impl Store {
             path: path.to_path_buf(),
             decisions_kept,
             next_seq: 1,
+            overflow: 0,
         };
-        store.init(durable)?;
+        store.init()?;
         Ok(store)
     }
 
@@ -425,20 +442,23 @@ impl Store {
         }
     }
 
-    fn init(&mut self, durable: bool) -> Result<(), StateError> {
+    fn init(&mut self) -> Result<(), StateError> {
         let c = &self.conn;
         let r: Result<(), rusqlite::Error> = (|| {
             c.busy_timeout(Duration::from_secs(5))?;
+            // Only takes effect on a new (empty) file, before WAL mode is set.
+            c.execute_batch(PAGE_SIZE_PRAGMA)?;
             let _mode: String = c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-            c.execute_batch(if durable {
-                "PRAGMA synchronous=FULL;"
-            } else {
-                "PRAGMA synchronous=NORMAL;"
-            })?;
-            // A 1000-record request writes ~1.5 MB of state; checkpointing every 1000 pages
-            // (the default) would checkpoint on almost every commit, rewriting the same
-            // interior pages each time. 16 MB of page cache keeps the key index hot.
-            c.execute_batch("PRAGMA wal_autocheckpoint=4000; PRAGMA cache_size=-16384;")?;
+            // FULL also without a window: with NORMAL, a power loss can roll back the last
+            // commits, whose emissions downstream already has; if the observations of a lost
+            // commit are not all delivered again, a later observation would reuse a revision
+            // number with other content. Downstream idempotence does not cover that.
+            c.execute_batch("PRAGMA synchronous=FULL;")?;
+            // 16 KiB pages (new files): a 1000-record request writes ~0.4 MB of state, in a
+            // quarter of the WAL frames and B-tree pages of 4 KiB ones. Checkpoint every 2000
+            // pages (32 MiB): the default 1000 would checkpoint every few commits, rewriting the
+            // same interior pages each time. 16 MiB of page cache keeps the key index hot.
+            c.execute_batch("PRAGMA wal_autocheckpoint=2000; PRAGMA cache_size=-16384;")?;
             Ok(())
         })();
         r.map_err(|e| self.err(e))?;
@@ -453,6 +473,10 @@ impl Store {
                 ),
             });
         }
+        if version == 1 {
+            self.migrate_v1().map_err(|e| self.err(e))?;
+        }
+        let c = &self.conn;
         c.execute_batch(SCHEMA).map_err(|e| self.err(e))?;
         if version < SCHEMA_VERSION {
             c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
@@ -467,56 +491,173 @@ impl Store {
             .query_row("SELECT MAX(last_seq) FROM decision_log", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         self.next_seq = max.unwrap_or(0).max(0) as u64 + 1;
+        let overflow: i64 = c
+            .query_row("SELECT COUNT(*) FROM keys_overflow", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        self.overflow = overflow.max(0) as u64;
         Ok(())
     }
 
-    /// The state of `key`, if any.
-    pub fn load_key(&self, key: &str) -> Result<Option<KeyState>, StateError> {
-        let row = self
+    /// Schema 1 → 2: every `keys` row (state as JSON, by text) is rewritten in the binary form
+    /// under its hashed id, in one transaction. Unreadable rows are dropped with an error log,
+    /// as they would have been started afresh when next seen.
+    fn migrate_v1(&mut self) -> Result<(), rusqlite::Error> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction()?;
+        tx.execute_batch("DROP INDEX IF EXISTS keys_pending; ALTER TABLE keys RENAME TO keys_v1;")?;
+        tx.execute_batch(SCHEMA)?;
+        {
+            let mut rd = tx.prepare(
+                "SELECT key, merged, emitted, pending, due_ms, unsent, supersedes, origin FROM keys_v1",
+            )?;
+            let mut rows = rd.query([])?;
+            let mut ins = tx.prepare(
+                "INSERT INTO keys (id, key, state, pending, due_ms) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING",
+            )?;
+            let mut ovf = tx.prepare(
+                "INSERT OR REPLACE INTO keys_overflow (key, state, pending, due_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            while let Some(r) = rows.next()? {
+                let text: String = r.get(0)?;
+                let parsed = (|| -> Result<KeyState, String> {
+                    let key: EventKey = text.parse().map_err(|e| format!("{e}"))?;
+                    let mut merged: Merged =
+                        serde_json::from_str(&r.get::<_, String>(1).map_err(|e| e.to_string())?)
+                            .map_err(|e| e.to_string())?;
+                    merged.key = key;
+                    let list = |i: usize| -> Result<Option<String>, String> {
+                        r.get::<_, Option<String>>(i).map_err(|e| e.to_string())
+                    };
+                    Ok(KeyState {
+                        merged,
+                        emitted: r
+                            .get::<_, Option<i64>>(2)
+                            .map_err(|e| e.to_string())?
+                            .map(|e| e.max(0) as u64),
+                        pending: r.get::<_, i64>(3).map_err(|e| e.to_string())? != 0,
+                        due_ms: r.get(4).map_err(|e| e.to_string())?,
+                        unsent: match list(5)? {
+                            Some(s) => serde_json::from_str(&s).map_err(|e| e.to_string())?,
+                            None => Vec::new(),
+                        },
+                        supersedes: match list(6)? {
+                            Some(s) => serde_json::from_str(&s).map_err(|e| e.to_string())?,
+                            None => Vec::new(),
+                        },
+                        origin: r.get(7).map_err(|e| e.to_string())?,
+                    })
+                })();
+                let st = match parsed {
+                    Ok(st) => st,
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), key = %text, error = %e, "unreadable schema-1 dedupe state dropped in the migration");
+                        continue;
+                    }
+                };
+                let blob = codec::encode(&st);
+                let pending = st.pending as i64;
+                if ins.execute(params![
+                    codec::key_id(&text),
+                    text,
+                    blob,
+                    pending,
+                    st.due_ms
+                ])? == 0
+                {
+                    ovf.execute(params![text, blob, pending, st.due_ms])?;
+                }
+            }
+        }
+        // The log was JSON text; it is only for `agentcol status`, and the totals stay.
+        tx.execute_batch("DROP TABLE keys_v1; DELETE FROM decision_log;")?;
+        tx.commit()
+    }
+
+    /// The state of `key` (`text`, `id`: its text and [`codec::key_id`]), if any, with its
+    /// encoded form (put back in the cache as it is when the batch does not change it).
+    pub fn load_key(
+        &self,
+        key: &EventKey,
+        text: &str,
+        id: i64,
+    ) -> Result<Option<(Loc, KeyState, Vec<u8>)>, StateError> {
+        type Row = (Vec<u8>, i64, Option<i64>);
+        let get = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        };
+        let mut found: Option<(Loc, Row)> = None;
+        let primary = self
             .conn
-            .prepare_cached(
-                "SELECT merged, emitted, pending, due_ms, unsent, supersedes, origin FROM keys WHERE key = ?1",
-            )
+            .prepare_cached("SELECT key, state, pending, due_ms FROM keys WHERE id = ?1")
             .and_then(|mut st| {
-                st.query_row([key], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Option<i64>>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, Option<i64>>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                        r.get::<_, Option<i64>>(6)?,
-                    ))
+                st.query_row([id], |r| {
+                    let k: rusqlite::types::ValueRef<'_> = r.get_ref(0)?;
+                    let same = k.as_str().is_ok_and(|k| k == text);
+                    Ok(if same {
+                        Some((r.get(1)?, r.get(2)?, r.get(3)?))
+                    } else {
+                        None
+                    })
                 })
                 .optional()
             })
             .map_err(|e| self.err(e))?;
-        let Some((merged, emitted, pending, due_ms, unsent, supersedes, origin)) = row else {
+        if let Some(Some(row)) = primary {
+            found = Some((Loc::Primary, row));
+        } else if self.overflow > 0 {
+            found = self
+                .conn
+                .prepare_cached("SELECT state, pending, due_ms FROM keys_overflow WHERE key = ?1")
+                .and_then(|mut st| st.query_row([text], get).optional())
+                .map_err(|e| self.err(e))?
+                .map(|row| (Loc::Overflow, row));
+        }
+        let Some((loc, (blob, pending, due_ms))) = found else {
             return Ok(None);
         };
-        let invalid = |what: &str, e: serde_json::Error| StateError::Invalid {
-            path: self.path.clone(),
-            reason: format!("key {key}: unreadable {what}: {e}"),
-        };
-        let merged: Merged = serde_json::from_str(&merged).map_err(|e| invalid("state", e))?;
-        let unsent: Vec<String> = match unsent {
-            Some(s) => serde_json::from_str(&s).map_err(|e| invalid("observations", e))?,
-            None => Vec::new(),
-        };
-        let supersedes: Vec<Tomb> = match supersedes {
-            Some(s) => serde_json::from_str(&s).map_err(|e| invalid("tombstones", e))?,
-            None => Vec::new(),
-        };
-        Ok(Some(KeyState {
-            merged,
-            emitted: emitted.map(|e| e.max(0) as u64),
-            pending: pending != 0,
-            due_ms,
-            unsent,
-            supersedes,
-            origin,
-        }))
+        let st =
+            codec::decode(key, &blob, pending != 0, due_ms).map_err(|e| StateError::Invalid {
+                path: self.path.clone(),
+                reason: format!("key {text}: unreadable state: {e}"),
+            })?;
+        Ok(Some((loc, st, blob)))
+    }
+
+    /// Opens a read transaction for a run of lookups (staging a batch): without it every
+    /// lookup is its own transaction and takes and releases the WAL read lock, a third of the
+    /// cost of a lookup that misses. [`Self::end_read`] must follow.
+    pub fn begin_read(&self) -> Result<(), StateError> {
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ends the transaction of [`Self::begin_read`] (a no-op when none is open).
+    pub fn end_read(&self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("COMMIT") {
+                tracing::warn!(path = %self.path.display(), error = %e, "ending a dedupe state read failed");
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+
+    /// Where the row of a key is, whatever it holds.
+    pub fn locate(&self, text: &str, id: i64) -> Result<Loc, StateError> {
+        let at: Option<String> = self
+            .conn
+            .prepare_cached("SELECT key FROM keys WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?;
+        if at.as_deref() == Some(text) {
+            return Ok(Loc::Primary);
+        }
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM keys_overflow WHERE key = ?1")
+            .and_then(|mut st| st.query_row([text], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        Ok(if n > 0 { Loc::Overflow } else { Loc::New })
     }
 
     /// The real turn of an alias, if declared.
@@ -557,7 +698,11 @@ impl Store {
     pub fn due_keys(&self, max_due_ms: i64, limit: usize) -> Result<Vec<String>, StateError> {
         self.conn
             .prepare_cached(
-                "SELECT key FROM keys WHERE pending = 1 AND COALESCE(due_ms, 0) <= ?1 ORDER BY due_ms, key LIMIT ?2",
+                "SELECT key FROM (
+                     SELECT key, due_ms FROM keys WHERE pending = 1 AND COALESCE(due_ms, 0) <= ?1
+                     UNION ALL
+                     SELECT key, due_ms FROM keys_overflow WHERE pending = 1 AND COALESCE(due_ms, 0) <= ?1
+                 ) ORDER BY due_ms, key LIMIT ?2",
             )
             .and_then(|mut st| {
                 st.query_map(params![max_due_ms, limit as i64], |r| r.get(0))?
@@ -569,7 +714,13 @@ impl Store {
     /// How many keys are pending, and the earliest due time.
     pub fn pending_summary(&self) -> Result<(u64, Option<i64>), StateError> {
         self.conn
-            .prepare_cached("SELECT COUNT(*), MIN(COALESCE(due_ms, 0)) FROM keys WHERE pending = 1")
+            .prepare_cached(
+                "SELECT COUNT(*), MIN(COALESCE(due_ms, 0)) FROM (
+                     SELECT due_ms FROM keys WHERE pending = 1
+                     UNION ALL
+                     SELECT due_ms FROM keys_overflow WHERE pending = 1
+                 )",
+            )
             .and_then(|mut st| {
                 st.query_row([], |r| {
                     Ok((
@@ -584,41 +735,73 @@ impl Store {
     /// Clears the pending mark of a key whose row cannot be used (logged by the caller).
     pub fn clear_pending(&self, key: &str) -> Result<(), StateError> {
         self.conn
-            .execute("UPDATE keys SET pending = 0 WHERE key = ?1", [key])
+            .execute(
+                "UPDATE keys SET pending = 0 WHERE id = ?1 AND key = ?2",
+                params![codec::key_id(key), key],
+            )
+            .and_then(|_| {
+                self.conn
+                    .execute("UPDATE keys_overflow SET pending = 0 WHERE key = ?1", [key])
+            })
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
 
     /// Writes one commit in one transaction.
-    pub fn write(&mut self, w: &Write<'_>) -> Result<(), StateError> {
+    pub fn write(&mut self, w: &mut Write<'_>) -> Result<(), StateError> {
         let first_seq = self.next_seq;
         let kept = w.decisions.len().min(self.decisions_kept);
         let skipped = w.decisions.len() - kept;
+        let mut new_overflow = self.overflow;
         let result: Result<(), rusqlite::Error> = (|| {
             let tx = self.conn.transaction()?;
             {
-                let mut up = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO keys (key, merged, emitted, pending, due_ms, unsent, supersedes, origin)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                let mut overflow = self.overflow as i64;
+                let mut new = tx.prepare_cached(
+                    "INSERT INTO keys (id, key, state, pending, due_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(id) DO NOTHING",
                 )?;
-                for (key, st) in &w.upserts {
-                    let merged = serde_json::to_string(&st.merged)
-                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                    up.execute(params![
-                        key,
-                        merged,
-                        st.emitted.map(|e| e.min(i64::MAX as u64) as i64),
-                        st.pending as i64,
-                        st.due_ms,
-                        json_list(&st.unsent),
-                        json_list(&st.supersedes),
-                        st.origin,
-                    ])?;
+                let mut up = tx.prepare_cached(
+                    "UPDATE keys SET state = ?2, pending = ?3, due_ms = ?4 WHERE id = ?1",
+                )?;
+                let mut ovf = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO keys_overflow (key, state, pending, due_ms) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for u in &mut w.upserts {
+                    let pending = u.pending as i64;
+                    match u.loc {
+                        Loc::Primary => {
+                            up.execute(params![u.id, u.state, pending, u.due_ms])?;
+                        }
+                        Loc::New => {
+                            if new.execute(params![u.id, u.text, u.state, pending, u.due_ms])? == 1
+                            {
+                                u.loc = Loc::Primary;
+                            } else {
+                                ovf.execute(params![u.text, u.state, pending, u.due_ms])?;
+                                u.loc = Loc::Overflow;
+                                overflow += 1;
+                            }
+                        }
+                        Loc::Overflow => {
+                            ovf.execute(params![u.text, u.state, pending, u.due_ms])?;
+                        }
+                    }
                 }
-                let mut del = tx.prepare_cached("DELETE FROM keys WHERE key = ?1")?;
-                for key in &w.deletes {
-                    del.execute([key])?;
+                let mut del = tx.prepare_cached("DELETE FROM keys WHERE id = ?1")?;
+                let mut delo = tx.prepare_cached("DELETE FROM keys_overflow WHERE key = ?1")?;
+                for (text, id, loc) in &w.deletes {
+                    match loc {
+                        Loc::Primary => {
+                            del.execute([id])?;
+                        }
+                        Loc::Overflow => {
+                            overflow -= delo.execute([text])? as i64;
+                        }
+                        Loc::New => {}
+                    }
                 }
+                new_overflow = overflow.max(0) as u64;
                 let mut al = tx.prepare_cached(
                     "INSERT OR IGNORE INTO aliases (agent, session, alias, turn) VALUES (?1, ?2, ?3, ?4)",
                 )?;
@@ -642,20 +825,8 @@ impl Store {
                     org.execute(params![id, template])?;
                 }
                 if kept > 0 {
-                    let rows: Vec<LogRow<'_>> = w.decisions[skipped..]
-                        .iter()
-                        .map(|d| {
-                            (
-                                d.key.as_str(),
-                                d.decision,
-                                d.revision,
-                                d.source,
-                                d.note.as_deref(),
-                            )
-                        })
-                        .collect();
-                    let rows = serde_json::to_string(&rows)
-                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                    // By row id only while every key is at its id in `keys`.
+                    let rows = codec::encode_log(&w.decisions[skipped..], overflow == 0);
                     let first = first_seq + skipped as u64;
                     let last = first_seq + w.decisions.len() as u64 - 1;
                     tx.prepare_cached(
@@ -680,7 +851,9 @@ impl Store {
             }
             tx.commit()
         })();
+        // On failure the caller drops the batch, locations it was told included.
         result.map_err(|e| self.err(e))?;
+        self.overflow = new_overflow;
         self.next_seq = first_seq + w.decisions.len() as u64;
         Ok(())
     }
@@ -737,9 +910,12 @@ pub fn recent_decisions(state_db: &Path, n: usize) -> Result<Vec<Decision>, Stat
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(2)?,
             ))
         })
+        .map_err(sq)?;
+    let mut text_of = conn
+        .prepare("SELECT key FROM keys WHERE id = ?1")
         .map_err(sq)?;
     let mut out = Vec::new();
     while out.len() < n {
@@ -747,16 +923,23 @@ pub fn recent_decisions(state_db: &Path, n: usize) -> Result<Vec<Decision>, Stat
             break;
         };
         let (first, at, rows) = commit.map_err(sq)?;
-        let rows: Vec<OwnedLogRow> =
-            serde_json::from_str(&rows).map_err(|e| StateError::Invalid {
-                path: state_db.to_path_buf(),
-                reason: format!("unreadable decision log: {e}"),
-            })?;
+        let rows = codec::decode_log(&rows).map_err(|e| StateError::Invalid {
+            path: state_db.to_path_buf(),
+            reason: format!("unreadable decision log: {e}"),
+        })?;
         for (i, (key, decision, revision, source, note)) in rows.into_iter().enumerate().rev() {
             let seq = first.max(0) as u64 + i as u64;
             if out.len() == n || seq <= floor {
                 break;
             }
+            let key = match key {
+                codec::LogKey::Text(t) => t,
+                codec::LogKey::Id(id) => text_of
+                    .query_row([id], |r| r.get::<_, String>(0))
+                    .optional()
+                    .map_err(sq)?
+                    .unwrap_or_else(|| format!("#{id}")),
+            };
             out.push(Decision {
                 seq,
                 at_unix_ms: at,
@@ -799,12 +982,124 @@ pub fn decision_counts(state_db: &Path) -> Result<BTreeMap<DecisionKind, u64>, S
 /// How many keys are pending emission (settle window) in a state database.
 pub fn pending_count(state_db: &Path) -> Result<u64, StateError> {
     let conn = open_read_only(state_db)?;
-    conn.query_row("SELECT COUNT(*) FROM keys WHERE pending = 1", [], |r| {
-        r.get::<_, i64>(0)
-    })
+    conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM keys WHERE pending = 1) + (SELECT COUNT(*) FROM keys_overflow WHERE pending = 1)",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
     .map(|n| n.max(0) as u64)
     .map_err(|source| StateError::Sqlite {
         path: state_db.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentcol_component::agent::{Agent, AgentRecord, Kind, Precedence, Source};
+
+    #[test]
+    fn schema_1_files_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let key = EventKey::new(Agent::Codex, "s", Some("u"), Some("c"), Kind::ToolCall).unwrap();
+        let mut merged = Merged::new(key.clone());
+        let mut o = AgentRecord::observation(key.clone(), "agent.tool.call", Source::Hook, 5);
+        o.set("gen_ai.tool.name", "Bash");
+        merged.add(&o, &Precedence::default());
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE keys (key TEXT PRIMARY KEY, merged TEXT NOT NULL, emitted INTEGER,
+                   pending INTEGER NOT NULL DEFAULT 0, due_ms INTEGER, unsent TEXT, supersedes TEXT,
+                   origin INTEGER);
+                 CREATE INDEX keys_pending ON keys(due_ms) WHERE pending = 1;
+                 CREATE TABLE decision_log (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL,
+                   at_ms INTEGER NOT NULL, rows TEXT NOT NULL);
+                 INSERT INTO decision_log VALUES (1, 1, 0, '[]');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO keys VALUES (?1, ?2, 0, 1, 77, '[\"{}\"]', NULL, 9)",
+                params![key.to_string(), serde_json::to_string(&merged).unwrap()],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO keys VALUES ('v1|bogus', '{', NULL, 0, NULL, NULL, NULL, NULL)",
+                [],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path, 10).unwrap();
+        let text = key.to_string();
+        let (loc, st, _) = s
+            .load_key(&key, &text, codec::key_id(&text))
+            .unwrap()
+            .unwrap();
+        assert_eq!(loc, Loc::Primary);
+        assert_eq!(st.merged, merged);
+        assert_eq!(
+            (st.emitted, st.pending, st.due_ms),
+            (Some(0), true, Some(77))
+        );
+        assert_eq!((st.unsent, st.origin), (vec!["{}".to_string()], Some(9)));
+        assert_eq!(s.pending_summary().unwrap(), (1, Some(77)));
+        drop(s);
+        assert_eq!(pending_count(&path).unwrap(), 1);
+        assert!(recent_decisions(&path, 10).unwrap().is_empty());
+        let s = Store::open(&path, 10).unwrap();
+        assert!(s
+            .load_key(&key, &text, codec::key_id(&text))
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn a_key_whose_id_is_taken_goes_to_the_overflow_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let key = EventKey::new(Agent::Codex, "s", Some("u"), Some("c"), Kind::ToolCall).unwrap();
+        let text = key.to_string();
+        let id = codec::key_id(&text);
+        let mut s = Store::open(&path, 10).unwrap();
+        // Another key at the same id: a collision.
+        s.conn
+            .execute(
+                "INSERT INTO keys (id, key, state) VALUES (?1, 'v1|other', x'00')",
+                [id],
+            )
+            .unwrap();
+        assert!(s.load_key(&key, &text, id).unwrap().is_none());
+        let mut st = KeyState::new(Merged::new(key.clone()), None);
+        st.pending = true;
+        let blob = codec::encode(&st);
+        let mut w = Write::default();
+        w.upserts.push(Upsert {
+            text: &text,
+            id,
+            loc: Loc::New,
+            state: &blob,
+            pending: true,
+            due_ms: Some(3),
+        });
+        s.write(&mut w).unwrap();
+        assert_eq!(w.upserts[0].loc, Loc::Overflow);
+        let (loc, back, _) = s.load_key(&key, &text, id).unwrap().unwrap();
+        assert_eq!((loc, back.due_ms), (Loc::Overflow, Some(3)));
+        assert_eq!(s.locate(&text, id).unwrap(), Loc::Overflow);
+        assert_eq!(s.due_keys(10, 10).unwrap(), vec![text.clone()]);
+        assert_eq!(s.pending_summary().unwrap(), (1, Some(3)));
+        s.clear_pending(&text).unwrap();
+        assert_eq!(s.pending_summary().unwrap(), (0, None));
+        drop(s);
+        let mut s = Store::open(&path, 10).unwrap();
+        assert_eq!(s.overflow, 1, "counted again on open");
+        let mut w = Write::default();
+        w.deletes.push((&text, id, Loc::Overflow));
+        s.write(&mut w).unwrap();
+        assert_eq!(s.overflow, 0);
+        assert!(s.load_key(&key, &text, id).unwrap().is_none());
+    }
 }
