@@ -16,6 +16,21 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 /// Log records: the signal every agent event travels on.
 pub type Logs = ExportLogsServiceRequest;
+
+/// One logs request holding `records` under a single empty resource and scope (what components
+/// emit for records they made themselves, and what tests and benchmarks feed).
+pub fn logs_from(records: Vec<opentelemetry_proto::tonic::logs::v1::LogRecord>) -> Logs {
+    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    Logs {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
 /// Spans.
 pub type Traces = ExportTraceServiceRequest;
 /// Metrics (items are data points).

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use agentcol_component::agent::{attr, Agent, AgentRecord, EventKey, Kind, Source};
-use agentcol_component::opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+
 use agentcol_component::{async_trait, ComponentKind, ConsumeError, Consumer, Host, Logs};
 use agentcol_processor_dedupe::{DedupeConfig, DedupeProcessor};
 use std::time::Duration;
@@ -73,15 +73,7 @@ fn request(channels: usize) -> Logs {
     let records = (0..1000)
         .map(|n| observation(&session, turn, n / channels, sources[n % channels]).to_log_record())
         .collect();
-    Logs {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    agentcol_component::data::logs_from(records)
 }
 
 /// CPU time of the whole process (every thread): the budget is per core, and the wall clock on

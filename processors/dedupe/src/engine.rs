@@ -976,7 +976,6 @@ impl Engine {
 mod tests {
     use super::*;
     use agentcol_component::agent::{Agent, Kind, Source};
-    use agentcol_component::opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 
     fn engine(dir: &std::path::Path, cache_keys: usize) -> Engine {
         let store = Store::open(&dir.join("s.db"), 10).unwrap();
@@ -1007,15 +1006,7 @@ mod tests {
                 AgentRecord::observation(key, "agent.tool.call", Source::Hook, 1).to_log_record()
             })
             .collect();
-        Logs {
-            resource_logs: vec![ResourceLogs {
-                scope_logs: vec![ScopeLogs {
-                    log_records: records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
+        agentcol_component::data::logs_from(records)
     }
 
     #[test]

@@ -8,9 +8,7 @@ use std::path::Path;
 use agentcol_component::agent::{
     attr, trace_alias, Agent, AgentRecord, EventKey, Kind, Merged, Precedence, Source,
 };
-use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
-    LogRecord, ResourceLogs, ScopeLogs,
-};
+use agentcol_component::opentelemetry_proto::tonic::logs::v1::LogRecord;
 use agentcol_component::Logs;
 use agentcol_exporter_sqlite::schema::TABLES;
 use rusqlite::types::ValueRef;
@@ -356,15 +354,7 @@ pub fn raw_observations() -> Vec<AgentRecord> {
 }
 
 pub fn logs_of(records: Vec<LogRecord>) -> Logs {
-    Logs {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    agentcol_component::data::logs_from(records)
 }
 
 pub fn logs(records: &[AgentRecord]) -> Logs {

@@ -7,9 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use agentcol_component::agent::{attr, trace_alias, Agent, AgentRecord, EventKey, Kind, Source};
-use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
-    LogRecord, ResourceLogs, ScopeLogs,
-};
+use agentcol_component::opentelemetry_proto::tonic::logs::v1::LogRecord;
 use agentcol_component::{async_trait, ComponentKind, ConsumeError, Consumer, Host, Logs};
 use agentcol_processor_dedupe::{DedupeConfig, DedupeProcessor};
 use serde_json::Value as Json;
@@ -153,15 +151,7 @@ pub fn logs_of(records: &[AgentRecord]) -> Logs {
 }
 
 pub fn raw_logs(records: Vec<LogRecord>) -> Logs {
-    Logs {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    agentcol_component::data::logs_from(records)
 }
 
 /// Folds an emission stream into its final state: key → record with the highest revision,
