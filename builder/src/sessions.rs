@@ -354,16 +354,6 @@ mod imp {
         if !tools.is_empty() {
             let _ = writeln!(out, "\ntool calls");
             for t in tools {
-                let mut status = Vec::new();
-                match (t.exit_code, t.success) {
-                    (Some(c), _) => status.push(format!("exit {c}")),
-                    (None, Some(true)) => status.push("ok".into()),
-                    (None, Some(false)) => status.push("failed".into()),
-                    (None, None) => {}
-                }
-                if let Some(ms) = t.duration_ms {
-                    status.push(format!("{ms} ms"));
-                }
                 let _ = writeln!(
                     out,
                     "  turn {:>3}  {}  {}  {}",
@@ -373,7 +363,7 @@ mod imp {
                         .unwrap_or("?"),
                     t.tool_name.as_deref().unwrap_or("?"),
                     t.call_id,
-                    status.join(" · ")
+                    t.status_line()
                 );
             }
         }

@@ -113,6 +113,23 @@ pub struct Turn {
     pub model: Option<String>,
 }
 
+impl ToolCall {
+    /// How it ended, for people: `exit 0 · 91 ms`, `ok · 215 ms`, `failed`, or empty.
+    pub fn status_line(&self) -> String {
+        let mut status = Vec::new();
+        match (self.exit_code, self.success) {
+            (Some(c), _) => status.push(format!("exit {c}")),
+            (None, Some(true)) => status.push("ok".to_string()),
+            (None, Some(false)) => status.push("failed".to_string()),
+            (None, None) => {}
+        }
+        if let Some(ms) = self.duration_ms {
+            status.push(format!("{ms} ms"));
+        }
+        status.join(" · ")
+    }
+}
+
 impl Turn {
     /// Whether the turn id is a provisional trace alias.
     pub fn is_provisional(&self) -> bool {
@@ -587,18 +604,9 @@ fn tool_block(out: &mut String, call_id: &str, t: Option<&ToolCall>) {
     if let Some(input) = &t.input {
         lines(out, "  input  ", input);
     }
-    let mut status = Vec::new();
-    match (t.exit_code, t.success) {
-        (Some(c), _) => status.push(format!("exit {c}")),
-        (None, Some(true)) => status.push("ok".to_string()),
-        (None, Some(false)) => status.push("failed".to_string()),
-        (None, None) => {}
-    }
-    if let Some(ms) = t.duration_ms {
-        status.push(format!("{ms} ms"));
-    }
+    let status = t.status_line();
     if !status.is_empty() {
-        let _ = writeln!(out, "  {}", status.join(" · "));
+        let _ = writeln!(out, "  {status}");
     }
     if let Some(output) = &t.output {
         lines(out, "    ", output);

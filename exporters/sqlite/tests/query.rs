@@ -179,10 +179,3 @@ fn a_reader_works_next_to_a_live_writer() {
     store.apply(&logs(&raw_observations()[..1])).unwrap();
     assert_eq!(r.events(THREAD).unwrap().len(), 24);
 }
-
-#[test]
-#[ignore = "prints the replay for eyeballing"]
-fn print_replay() {
-    let (_dir, path) = store_with_session();
-    println!("{}", Reader::open(&path).unwrap().replay(THREAD).unwrap());
-}

@@ -72,10 +72,10 @@ pub(crate) fn log(n: &Native) -> Vec<Canonical> {
             };
             let duration = attr_i64(n.attrs(), "duration_ms");
             // The call, as far as the result tells it: its input and when it began.
-            let mut c = n.record(call_key);
-            c.time_unix_nano = n
+            let began = n
                 .time
                 .saturating_sub(duration.unwrap_or(0).max(0) as u64 * 1_000_000);
+            let mut c = n.implied(call_key, began);
             tool_common(n, &mut c);
             let mut r = n.record(result_key);
             tool_common(n, &mut r);

@@ -340,6 +340,18 @@ impl<'a> Native<'a> {
         r
     }
 
+    /// A canonical observation under `key` that a native record *implies* (the call a Codex
+    /// tool result reports): the canonical attributes only, since the native record itself is
+    /// kept whole on the record it maps to.
+    pub fn implied(&self, key: EventKey, time: u64) -> Canonical {
+        let mut r = Canonical::new(key.clone(), time, 0);
+        r.trace_id = self.rec.trace_id.clone();
+        r.span_id = self.rec.span_id.clone();
+        r.set(attr::NATIVE_NAME, self.name.clone());
+        common(&mut r, self.agent, key.session());
+        r
+    }
+
     /// The digest of the native record's content (stable across re-sends).
     pub fn digest(&self) -> String {
         use prost::Message;
