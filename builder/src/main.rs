@@ -5,6 +5,7 @@
 //! else the embedded `config-examples/default.yaml`. The root is `AGENTCOL_ROOT` or
 //! `~/.agents/otel/collector`, created with mode 0700.
 
+mod agents;
 mod config;
 mod plan;
 mod registry;
@@ -60,6 +61,15 @@ enum Command {
     Sessions(sessions::SessionsArgs),
     /// Show what the state says: `--dedupe` prints each dedupe instance's decisions.
     Status(status::StatusArgs),
+    /// Point Codex and Claude Code at agentcol (OTLP and hooks); `--undo` reverts exactly.
+    Setup(agents::SetupArgs),
+    /// The command-hook shim agents run: posts stdin to the hook receiver, prints nothing,
+    /// exits 0 (see `agentcol hook --help`).
+    Hook {
+        /// `--agent codex|claude [--url URL] [--root DIR] [--timeout-ms N]`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// The state root: `AGENTCOL_ROOT`, else `~/.agents/otel/collector`.
@@ -109,6 +119,12 @@ fn print_diagnostics(diags: &[config::Diagnostic]) {
 }
 
 fn main() -> ExitCode {
+    // The shim runs inside agents' hooks: it must never print a usage error or exit non-zero,
+    // so it is dispatched before clap sees the arguments.
+    let args = std::env::args_os();
+    if std::env::args_os().nth(1).is_some_and(|a| a == "hook") {
+        return agents::hook_main(args.skip(2));
+    }
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => code,
@@ -138,6 +154,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             print_diagnostics(&diags);
             return Ok(ExitCode::FAILURE);
         }
+    };
+    let command = match command {
+        Command::Setup(args) => {
+            prepare_root(&root)?;
+            return agents::setup_main(args, root, resolved.agent_endpoints());
+        }
+        Command::Hook { .. } => return Ok(agents::hook_main(std::env::args_os().skip(2))),
+        other => other,
     };
     match command {
         Command::Validate => match config::build_plan(&resolved, &registry) {
@@ -183,6 +207,6 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Components => Ok(ExitCode::SUCCESS),
         Command::Sessions(_) => Ok(ExitCode::SUCCESS),
-        Command::Status(_) => Ok(ExitCode::SUCCESS),
+        Command::Status(_) | Command::Setup(_) | Command::Hook { .. } => Ok(ExitCode::SUCCESS),
     }
 }

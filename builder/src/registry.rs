@@ -59,6 +59,10 @@ impl Registry {
         {
             r = r.receiver(agentcol_receiver_otlp::factory());
         }
+        #[cfg(feature = "receiver-hook")]
+        {
+            r = r.receiver(agentcol_receiver_hook::factory());
+        }
         #[cfg(feature = "processor-batch")]
         {
             r = r.processor(agentcol_processor_batch::factory());

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-fn claude_bin(test: &str) -> Option<PathBuf> {
+pub fn claude_bin(test: &str) -> Option<PathBuf> {
     let p = peers_dir().join("npm-claude/node_modules/.bin/claude");
     if p.exists() {
         Some(p)
@@ -83,6 +83,18 @@ pub struct ClaudeRun {
 /// Runs the real `claude -p "Run echo hi" --allowedTools Bash` offline against the scripted
 /// mock Anthropic API, exporting OTLP logs, metrics and traces to `http`.
 pub fn run_claude_bash(claude: &Path, http: u16, test: &str) -> ClaudeRun {
+    run_claude_bash_with(claude, Some(http), &|_| {}, test)
+}
+
+/// [`run_claude_bash`] with a hook for the caller: `otel` puts the OTLP exporter settings in
+/// the environment (`None`: leave them to `prepare`, e.g. `agentcol setup` writing them into
+/// settings.json); `prepare` gets CLAUDE_CONFIG_DIR before Claude starts.
+pub fn run_claude_bash_with(
+    claude: &Path,
+    otel: Option<u16>,
+    prepare: &dyn Fn(&Path),
+    test: &str,
+) -> ClaudeRun {
     // Claude's sockets (CLAUDE_CODE_TMPDIR/cc-socks/<pid>.sock) must stay under ~103 bytes, so
     // the directory names are short.
     let dir = tempfile::Builder::new()
@@ -116,7 +128,20 @@ pub fn run_claude_bash(claude: &Path, http: u16, test: &str) -> ClaudeRun {
     // A clean environment: nothing of the caller's (an outer Claude session, API keys, proxies)
     // leaks in. NONESSENTIAL_TRAFFIC keeps every connection on 127.0.0.1; traces need the beta
     // switch as well as the exporter; short intervals make the exports prompt.
-    let endpoint = format!("http://127.0.0.1:{http}");
+    let endpoint = otel.map(|http| format!("http://127.0.0.1:{http}"));
+    prepare(&config);
+    let exporters: Vec<(&str, &str)> = match &endpoint {
+        Some(endpoint) => vec![
+            ("CLAUDE_CODE_ENABLE_TELEMETRY", "1"),
+            ("CLAUDE_CODE_ENHANCED_TELEMETRY_BETA", "1"),
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_METRICS_EXPORTER", "otlp"),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ],
+        None => Vec::new(),
+    };
     let base_url = format!("http://127.0.0.1:{mock_port}");
     let (stdout_path, stderr_path) = (d.join("stdout.txt"), d.join("stderr.txt"));
     let started = Instant::now();
@@ -138,13 +163,6 @@ pub fn run_claude_bash(claude: &Path, http: u16, test: &str) -> ClaudeRun {
             ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
             ("DISABLE_AUTOUPDATER", "1"),
             ("DISABLE_ERROR_REPORTING", "1"),
-            ("CLAUDE_CODE_ENABLE_TELEMETRY", "1"),
-            ("CLAUDE_CODE_ENHANCED_TELEMETRY_BETA", "1"),
-            ("OTEL_LOGS_EXPORTER", "otlp"),
-            ("OTEL_METRICS_EXPORTER", "otlp"),
-            ("OTEL_TRACES_EXPORTER", "otlp"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_LOGS_EXPORT_INTERVAL", "500"),
             ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
             ("OTEL_TRACES_EXPORT_INTERVAL", "500"),
@@ -152,6 +170,7 @@ pub fn run_claude_bash(claude: &Path, http: u16, test: &str) -> ClaudeRun {
             ("OTEL_LOG_TOOL_DETAILS", "1"),
             ("OTEL_LOG_TOOL_CONTENT", "1"),
         ])
+        .envs(exporters)
         .stdin(Stdio::null())
         .stdout(File::create(&stdout_path).unwrap())
         .stderr(File::create(&stderr_path).unwrap())

@@ -192,6 +192,7 @@ fn components_lists_the_distribution() {
 fn embedded_default_runs_and_creates_a_private_root() {
     let w = Workdir::new();
     let (grpc, http, health, metrics) = (free_port(), free_port(), free_port(), free_port());
+    let hook = free_port();
     let mut cmd = std::process::Command::new(BIN);
     cmd.env("AGENTCOL_ROOT", w.root())
         .env_remove("RUST_LOG")
@@ -203,6 +204,8 @@ fn embedded_default_runs_and_creates_a_private_root() {
         .arg(format!(
             "receivers.otlp.protocols.http.endpoint=127.0.0.1:{http}"
         ))
+        .arg("--set")
+        .arg(format!("receivers.hook.endpoint=127.0.0.1:{hook}"))
         .arg("--set")
         .arg(format!(
             "extensions.health_check.endpoint=127.0.0.1:{health}"

@@ -31,6 +31,18 @@ pub struct CodexRun {
 /// makes one `echo hi` shell call), exporting OTLP logs, traces and metrics over HTTP to
 /// `http` (full per-signal URLs; Codex uses them verbatim).
 pub fn run_codex_two_turns(codex: &Path, http: u16) -> CodexRun {
+    run_codex_two_turns_with(codex, Some(http), &|_| {}, &|| {})
+}
+
+/// [`run_codex_two_turns`] with hooks for the caller: `otel` writes the `[otel]` exporters to
+/// that port (`None`: leave them to `prepare`, e.g. `agentcol setup`); `prepare` gets
+/// CODEX_HOME once the base config is written; `between` runs between the two turns.
+pub fn run_codex_two_turns_with(
+    codex: &Path,
+    otel: Option<u16>,
+    prepare: &dyn Fn(&Path),
+    between: &dyn Fn(),
+) -> CodexRun {
     // Codex refuses some set-up under /tmp, so this works under the target directory.
     let dir = tempfile::Builder::new()
         .prefix("codex-")
@@ -87,14 +99,18 @@ trust_level = "trusted"
 environment = "test"
 log_user_prompt = true
 log_agent_responses = true
-exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/logs", protocol = "binary" }} }}
+{exporters}"#,
+            ws = ws.display(),
+            exporters = otel.map(|http| format!(
+                r#"exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/logs", protocol = "binary" }} }}
 trace_exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/traces", protocol = "binary" }} }}
 metrics_exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/metrics", protocol = "binary" }} }}
-"#,
-            ws = ws.display()
+"#
+            )).unwrap_or_default()
         ),
     )
     .unwrap();
+    prepare(&home);
 
     let run = |args: &[&str]| {
         let out = Command::new(codex)
@@ -125,6 +141,7 @@ metrics_exporter = {{ otlp-http = {{ endpoint = "http://127.0.0.1:{http}/v1/metr
         turn1.contains("Hello from the mock model. This is turn one."),
         "{turn1}"
     );
+    between();
     let turn2 = run(&[
         "exec",
         "resume",

@@ -9,6 +9,7 @@ mod claude;
 mod cli;
 mod codex;
 mod delivery;
+mod hooks;
 mod interop;
 mod otlp;
 mod store;

@@ -59,6 +59,40 @@ pub struct Resolved {
     pub source: String,
 }
 
+impl Resolved {
+    /// The listen addresses `agentcol setup` points the agents at: the HTTP endpoint of the
+    /// first `otlp` receiver that serves HTTP, and the endpoint of the first `hook` receiver
+    /// (each `None` when the configuration has no such receiver; a receiver whose key is
+    /// present without a value listens on its default).
+    pub fn agent_endpoints(&self) -> (Option<String>, Option<String>) {
+        let (mut otlp, mut hook) = (None, None);
+        let Some(receivers) = self.doc.get("receivers").and_then(Node::as_map) else {
+            return (None, None);
+        };
+        for (id, node) in receivers {
+            let ty = id.split('/').next().unwrap_or_default();
+            if ty == "otlp" && otlp.is_none() {
+                if let Some(http) = node.get("protocols").and_then(|p| p.get("http")) {
+                    otlp = Some(
+                        http.get("endpoint")
+                            .and_then(Node::as_str)
+                            .unwrap_or("127.0.0.1:4318")
+                            .to_string(),
+                    );
+                }
+            } else if ty == "hook" && hook.is_none() {
+                hook = Some(
+                    node.get("endpoint")
+                        .and_then(Node::as_str)
+                        .unwrap_or("127.0.0.1:4319")
+                        .to_string(),
+                );
+            }
+        }
+        (otlp, hook)
+    }
+}
+
 /// Reads and merges the `--config` sources (or, with none, `<root>/config.yaml`, or the embedded
 /// default), applies `--set`, expands `${…}`.
 pub fn resolve(root: &Path, uris: &[String], sets: &[String]) -> Result<Resolved, Vec<Diagnostic>> {

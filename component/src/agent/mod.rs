@@ -21,6 +21,8 @@
 //! | usage | thread, turn, response id | session, prompt id, request id |
 //!
 //! | approval request / decision | thread, turn, `call_id` | session, prompt id, `tool_use_id` |
+//! | compaction | thread, turn, `pre`/`post` | session, prompt id, `pre`/`post` |
+//! | sub-agent start / end | thread, turn, agent id | session, prompt id, agent id |
 //! | native record (no canonical meaning) | thread, turn or none, `#<digest>` | session, prompt or none, `#<digest>` |
 //!
 //! Rules that the table does not show:
@@ -296,6 +298,12 @@ pub enum Kind {
     ApprovalRequest,
     /// [`event::APPROVAL_DECISION`].
     ApprovalDecision,
+    /// [`event::COMPACTION`]: item `pre` or `post` (the hook that saw it).
+    Compaction,
+    /// [`event::SUBAGENT_START`]: item = the sub-agent id.
+    SubagentStart,
+    /// [`event::SUBAGENT_END`]: item = the sub-agent id.
+    SubagentEnd,
     /// An agent-native record with no canonical meaning (yet): kept as it came, keyed by the
     /// digest of its content (`#<hex>` item, always a fallback key); the turn part is optional.
     Native,
@@ -304,7 +312,7 @@ pub enum Kind {
 /// `event.name`-less key part of [`Kind::Native`] records (their `event.name` is the native one).
 pub const NATIVE_KEY_PART: &str = "native";
 
-const KINDS: [(Kind, &str); 13] = [
+const KINDS: [(Kind, &str); 16] = [
     (Kind::SessionStart, event::SESSION_START),
     (Kind::SessionEnd, event::SESSION_END),
     (Kind::TurnStart, event::TURN_START),
@@ -317,6 +325,9 @@ const KINDS: [(Kind, &str); 13] = [
     (Kind::Usage, event::USAGE),
     (Kind::ApprovalRequest, event::APPROVAL_REQUEST),
     (Kind::ApprovalDecision, event::APPROVAL_DECISION),
+    (Kind::Compaction, event::COMPACTION),
+    (Kind::SubagentStart, event::SUBAGENT_START),
+    (Kind::SubagentEnd, event::SUBAGENT_END),
     (Kind::Native, "agent.native"),
 ];
 
@@ -349,6 +360,9 @@ impl Kind {
             | Kind::Usage
             | Kind::ApprovalRequest
             | Kind::ApprovalDecision
+            | Kind::Compaction
+            | Kind::SubagentStart
+            | Kind::SubagentEnd
             | Kind::Native => (true, true),
         }
     }

@@ -241,7 +241,9 @@ impl UsageTotals {
 
     /// The usage of one turn from its rows, counting nothing twice: the `turn`-scope row if
     /// there is one (the greatest key if several channels sent one), else the sum of the
-    /// `response`-scope rows.
+    /// `response`-scope rows (keyed by response id), else the sum of the `request`-scope rows
+    /// (hook reports of model requests, which carry no response id and so never share a key
+    /// with the response rows of the same requests).
     pub fn of_turn<'a>(rows: impl IntoIterator<Item = &'a Usage>) -> UsageTotals {
         let rows: Vec<&Usage> = rows.into_iter().collect();
         let mut t = UsageTotals::default();
@@ -251,10 +253,16 @@ impl UsageTotals {
             .max_by(|a, b| a.key.cmp(&b.key))
         {
             t.add(&UsageTotals::from(*turn));
-        } else {
-            for u in rows.iter().filter(|u| u.scope != "turn") {
-                t.add(&UsageTotals::from(*u));
-            }
+            return t;
+        }
+        let responses = rows
+            .iter()
+            .any(|u| u.scope != "turn" && u.scope != "request");
+        for u in rows
+            .iter()
+            .filter(|u| u.scope != "turn" && (u.scope == "request") != responses)
+        {
+            t.add(&UsageTotals::from(*u));
         }
         t
     }
@@ -646,6 +654,28 @@ fn event_line(
                 .or_else(|| lenient::text(r.get(attr::TOOL_NAME)))
                 .unwrap_or_default();
             lines(out, "approval: ", &what);
+        }
+        Kind::Compaction => {
+            let trigger = lenient::text(r.get("agent.compaction.trigger")).unwrap_or_default();
+            let phase = if r.key.item() == "pre" {
+                "compacting"
+            } else {
+                "compacted"
+            };
+            lines(out, "", &format!("({phase} the context, {trigger})"));
+        }
+        Kind::SubagentStart | Kind::SubagentEnd => {
+            let ty = lenient::text(r.get("agent.subagent.type")).unwrap_or_default();
+            let what = if r.key.kind() == Kind::SubagentStart {
+                "started"
+            } else {
+                "finished"
+            };
+            lines(
+                out,
+                "",
+                &format!("(sub-agent {} {ty} {what})", r.key.item()),
+            );
         }
         // Shown elsewhere (header, prompt line, usage line, tool block) or only counted.
         Kind::SessionStart
