@@ -1,40 +1,17 @@
 #!/usr/bin/env python3
-"""Driver of bench/hooks.sh: times hook shims and hook-to-row latency against a running agentcol.
+"""Driver of bench/hooks.sh: hook call -> row queryable in SQLite, against a running agentcol.
 
-usage: hooks_driver.py AGENTCOL HOOK_PORT DB CALLS
+usage: hooks_driver.py HOOK_PORT DB CALLS
 
-1. Shim wall time: AGENTCOL `hook --agent codex` and an equivalent Node.js script (read stdin,
-   POST it to the same receiver, exit), each run CALLS times with a unique PreToolUse payload,
-   alternating, timed from spawn to exit (the spawn cost is in both).
-2. Hook -> row: CALLS PreToolUse payloads POSTed to the receiver; for each, the time from the
-   start of the POST until its row is readable in the store's `events` table (WAL, read by a
-   separate connection polling every 0.5 ms).
-
-Prints one JSON object.
+CALLS PreToolUse payloads, each with a new tool call id, POSTed to the receiver one after the
+other; for each, the time from the start of the POST until its row is readable in the store's
+`events` table (WAL, read by a separate read-only connection polling every 0.5 ms). Prints JSON.
 """
 import http.client
 import json
 import sqlite3
-import subprocess
 import sys
 import time
-
-NODE = r"""
-const http = require('http');
-let body = [];
-process.stdin.on('data', c => body.push(c));
-process.stdin.on('end', () => {
-  const data = Buffer.concat(body);
-  const req = http.request({host: '127.0.0.1', port: Number(process.argv[1]), path: '/hook/codex',
-    method: 'POST', timeout: 100,
-    headers: {'content-type': 'application/json', 'content-length': data.length}},
-    res => { res.resume(); res.on('end', () => process.exit(0)); });
-  req.on('error', () => process.exit(0));
-  req.on('timeout', () => { req.destroy(); process.exit(0); });
-  req.end(data);
-});
-"""
-
 
 def payload(run, i):
     return json.dumps({
@@ -55,20 +32,8 @@ def summary(xs):
             "mean_ms": round(sum(xs) / len(xs), 2), "n": len(xs)}
 
 
-def timed(argv, data):
-    t = time.perf_counter()
-    subprocess.run(argv, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return (time.perf_counter() - t) * 1000
-
-
 def main():
-    agentcol, port, db, calls = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-    url = f"http://127.0.0.1:{port}"
-    shim, node = [], []
-    for i in range(calls):
-        shim.append(timed([agentcol, "hook", "--agent", "codex", "--url", url], payload("shim", i)))
-        node.append(timed(["node", "-e", NODE, str(port)], payload("node", i)))
-
+    port, db, calls = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     latencies = []
     for i in range(calls):
@@ -86,9 +51,7 @@ def main():
                 raise SystemExit(f"row {key} not stored within 5 s")
             time.sleep(0.0005)
         latencies.append((time.perf_counter() - t) * 1000)
-    out = {"shim": summary(shim), "node": summary(node), "hook_to_row": summary(latencies)}
-    out["node_over_shim_p50"] = round(out["node"]["p50_ms"] / out["shim"]["p50_ms"], 1)
-    print(json.dumps(out))
+    print(json.dumps({"hook_to_row": summary(latencies)}))
 
 
 if __name__ == "__main__":
