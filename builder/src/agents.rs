@@ -60,8 +60,14 @@ pub fn hook_main(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
         .chain(args)
         .collect();
     let _ = std::panic::catch_unwind(move || {
-        let Ok(a) = HookArgs::try_parse_from(args) else {
-            return;
+        let a = match HookArgs::try_parse_from(args) {
+            Ok(a) => a,
+            // Only a person asks for help; anything else stays silent.
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+                let _ = e.print();
+                return;
+            }
+            Err(_) => return,
         };
         let agent: Agent = a.agent.into();
         let root = a
@@ -226,4 +232,17 @@ pub fn setup_main(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_base;
+
+    #[test]
+    fn listen_addresses_become_loopback_urls() {
+        assert_eq!(http_base("127.0.0.1:4318"), "http://127.0.0.1:4318");
+        assert_eq!(http_base("0.0.0.0:4319"), "http://127.0.0.1:4319");
+        assert_eq!(http_base(":4319"), "http://127.0.0.1:4319");
+        assert_eq!(http_base("http://h:1/"), "http://h:1");
+    }
 }

@@ -363,3 +363,24 @@ fn components_listing_names_every_factory() {
     }
     assert!(node::parse(&text).is_ok());
 }
+
+#[test]
+fn setup_finds_the_agent_endpoints_in_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = resolve(dir.path(), &[], &[]).unwrap();
+    assert_eq!(
+        default.agent_endpoints(),
+        (Some("127.0.0.1:4318".into()), Some("127.0.0.1:4319".into()))
+    );
+    let custom = resolve_str(
+        "receivers:\n  otlp/a:\n    protocols:\n      grpc:\n  otlp/b:\n    protocols:\n      http:\n  hook/x:\n    endpoint: 127.0.0.1:9999\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        custom.agent_endpoints(),
+        (Some("127.0.0.1:4318".into()), Some("127.0.0.1:9999".into()))
+    );
+    let none = resolve_str("receivers:\n  otlp:\n    protocols:\n      grpc:\n", &[]).unwrap();
+    assert_eq!(none.agent_endpoints(), (None, None));
+}
