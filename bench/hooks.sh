@@ -86,11 +86,29 @@ start nop "{receivers: [hook], exporters: [nop]}"
 mapfile -t nop < <(shims nop)
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 
+# The collector away: nothing listening, then a listener that accepts and never answers. The
+# shim spools each call (into a scratch root) after its 100 ms deadline at most.
+gone() { # NAME PORT
+  AGENTCOL_ROOT="$work/spool-$1" taskset -c 1 hyperfine --runs 50 --warmup 3 --style none \
+    --export-json "$work/$1.json" \
+    "$agentcol hook --agent codex --url http://127.0.0.1:$2 < $work/payload.json" >/dev/null 2>&1
+  stats "$work/$1.json"
+}
+down=$(gone down "$(free_port)")
+hang_port=$(free_port)
+python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1024); time.sleep(3600)' "$hang_port" &
+hang_pid=$!
+wait_port "$hang_port"
+hanging=$(gone hanging "$hang_port")
+kill "$hang_pid" 2>/dev/null || true
+
 printf '%-44s %8s %8s %8s\n' "wall time per call (ms)" p50 p99 mean
 printf '%-44s %8s %8s %8s\n' "agentcol hook → store (synchronous=$sync)" ${store[0]}
 printf '%-44s %8s %8s %8s\n' "node hook_post.js → store" ${store[1]}
 printf '%-44s %8s %8s %8s\n' "agentcol hook → nop" ${nop[0]}
 printf '%-44s %8s %8s %8s\n' "node hook_post.js → nop" ${nop[1]}
+printf '%-44s %8s %8s %8s\n' "agentcol hook, collector down (spools)" $down
+printf '%-44s %8s %8s %8s\n' "agentcol hook, collector hanging (spools)" $hanging
 python3 - "${store[0]%% *}" "${store[1]%% *}" "${nop[0]%% *}" "${nop[1]%% *}" <<'PY'
 import sys
 s, n, sn, nn = map(float, sys.argv[1:])

@@ -147,12 +147,15 @@ fn after_setup_real_agents_reach_agentcol_through_hooks_and_otlp_merged() {
     let store = HookStore::new();
     let _collector = store.start();
 
+    // One `setup all` against both temporary homes: Codex's is the run's CODEX_HOME; Claude's
+    // settings.json is then the config of the Claude run.
+    let claude_home = store.work.path().join("claude-home");
+    std::fs::create_dir_all(&claude_home).unwrap();
     let codex_run = crate::codex::run_codex_two_turns_with(
         &codex,
         None,
         &|home| {
-            let dummy = home.join("no-claude");
-            let out = store.setup(&["codex"], home, &dummy, Some(&codex));
+            let out = store.setup(&["all"], home, &claude_home, Some(&codex));
             assert!(out.contains("codex: 14 hooks trusted"), "{out}");
         },
         &|| {},
@@ -161,8 +164,11 @@ fn after_setup_real_agents_reach_agentcol_through_hooks_and_otlp_merged() {
         &claude,
         None,
         &|config| {
-            let dummy = config.join("no-codex");
-            store.setup(&["claude"], &dummy, config, None);
+            std::fs::copy(
+                claude_home.join("settings.json"),
+                config.join("settings.json"),
+            )
+            .expect("the settings.json setup wrote");
         },
         test,
     );
