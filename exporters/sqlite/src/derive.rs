@@ -456,7 +456,7 @@ fn session_row(conn: &Connection, session: &str, delta: i64) -> Result<(), Store
         .and_then(|mut s| s.query_row([session], |r| r.get(0)))
         .map_err(sql("reading a session"))?;
     // Session-level events have an empty turn part: few rows under (session_id, turn_id).
-    let (mut start_key, mut end, mut ends) = (None::<String>, None::<i64>, 0);
+    let (mut start_key, mut ends) = (None::<String>, 0);
     {
         let mut stmt = conn
             .prepare_cached(
@@ -473,8 +473,6 @@ fn session_row(conn: &Connection, session: &str, delta: i64) -> Result<(), Store
                 }
             } else {
                 ends += 1;
-                let t = nonzero(r.get(1).map_err(sql("reading a session"))?);
-                end = end.max(t);
             }
         }
     }
@@ -503,7 +501,9 @@ fn session_row(conn: &Connection, session: &str, delta: i64) -> Result<(), Store
             commit,
             model,
             min,
-            end.or(max),
+            // The last event's time: a resumed session (Codex ends a thread each time it
+            // unloads it) ends after its last turn, not at its first end.
+            max,
             if ends > 0 { "ended" } else { "active" },
             turns,
             count,
