@@ -84,6 +84,10 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
 
 start nop "{receivers: [hook], exporters: [nop]}"
 mapfile -t nop < <(shims nop)
+# The same, spawned directly as an agent spawns a hook (no shell; /bin/true as the floor).
+direct=$(taskset -c 1 python3 bench/spawn_timer.py "$runs" "$work/payload.json" -- \
+  "$agentcol" hook --agent codex --url "http://127.0.0.1:$port" -- \
+  "$(command -v node)" bench/hook_post.js "$port")
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 
 # The collector away: nothing listening, then a listener that accepts and never answers. The
@@ -114,4 +118,5 @@ import sys
 s, n, sn, nn = map(float, sys.argv[1:])
 print(f"node/agentcol p50: {n / s:.1f}x (store), {nn / sn:.1f}x (nop)")
 PY
+echo "spawned directly, → nop: $direct"
 echo "hook call → row in SQLite: $rows"
