@@ -17,8 +17,9 @@ n=${3:-1000}
 sync=${4:-full}
 
 cargo build --release --locked -p agentcol -p agentcol-loadgen >&2
-agentcol=target/release/agentcol
-loadgen=target/release/agentcol-loadgen
+target=${CARGO_TARGET_DIR:-target}
+agentcol=$target/release/agentcol
+loadgen=$target/release/agentcol-loadgen
 
 work=$(mktemp -d)
 pids=()

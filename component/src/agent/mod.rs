@@ -570,14 +570,19 @@ pub fn trace_alias(trace_hex: &str) -> String {
     format!("{ALIAS_PREFIX}trace:{trace_hex}")
 }
 
-fn escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '|' => out.push_str("%7C"),
-            c => out.push(c),
-        }
+fn escape(s: &str, out: &mut impl fmt::Write) -> fmt::Result {
+    // Runs of plain text are written whole (parts rarely hold `%` or `|`).
+    let mut rest = s;
+    while let Some(i) = rest.find(['%', '|']) {
+        out.write_str(&rest[..i])?;
+        out.write_str(if rest.as_bytes()[i] == b'%' {
+            "%25"
+        } else {
+            "%7C"
+        })?;
+        rest = &rest[i + 1..];
     }
+    out.write_str(rest)
 }
 
 fn unescape(s: &str) -> Result<String, ()> {
@@ -598,15 +603,14 @@ fn unescape(s: &str) -> Result<String, ()> {
 
 impl fmt::Display for EventKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::from("v1|");
-        s.push_str(self.agent.as_str());
+        f.write_str("v1|")?;
+        f.write_str(self.agent.as_str())?;
         for part in [&self.session, &self.turn, &self.item] {
-            s.push('|');
-            escape(part, &mut s);
+            f.write_str("|")?;
+            escape(part, f)?;
         }
-        s.push('|');
-        s.push_str(self.kind.key_part());
-        f.write_str(&s)
+        f.write_str("|")?;
+        f.write_str(self.kind.key_part())
     }
 }
 
@@ -725,6 +729,7 @@ mod tests {
             .unwrap();
             let text = k.to_string();
             assert_eq!(text.split('|').count(), 6, "{text}");
+            assert!(text.starts_with("v1|claude_code|s%7C1%252|"), "{text}");
             assert_eq!(text.parse::<EventKey>().unwrap(), k, "{text}");
         }
     }

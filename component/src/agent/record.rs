@@ -22,7 +22,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::value::{any_to_json, hex_id, json_to_any};
+use super::value::{any_into_json, any_to_json, hex_id, json_to_any};
 use super::{attr, EventKey, KeyError, Source};
 
 /// `event.name` (the OpenTelemetry event-name attribute).
@@ -340,6 +340,80 @@ impl AgentRecord {
     /// Reads a canonical record. [`RecordError::NotAgent`] when the record has no
     /// `agent.event.key` (plain OTLP, or a native agent record nobody normalised).
     pub fn from_log_record(r: &LogRecord) -> Result<Self, RecordError> {
+        let mut rec = Self::read_reserved(r)?;
+        rec.copy_plain(r);
+        Ok(rec)
+    }
+
+    /// [`Self::from_log_record`] of a record the caller is done with: when `take` says so
+    /// (it sees the record with its reserved fields read, attributes and body still empty),
+    /// the attributes, the body and the attached observations are moved out of `r` instead of
+    /// copied, and `r` is left gutted. The result is the same either way. On an error `r` is
+    /// untouched, as it is when `take` says no.
+    pub fn take_from_log_record(
+        r: &mut LogRecord,
+        take: impl FnOnce(&AgentRecord) -> bool,
+    ) -> Result<Self, RecordError> {
+        let mut rec = Self::read_reserved(r)?;
+        if !take(&rec) {
+            rec.copy_plain(r);
+            return Ok(rec);
+        }
+        for kvp in std::mem::take(&mut r.attributes) {
+            match kvp.key.as_str() {
+                attr::EVENT_OBSERVATIONS => {
+                    // Checked by `read_reserved`: an array of strings.
+                    if let Some(V::ArrayValue(a)) = kvp.value.and_then(|v| v.value) {
+                        for o in a.values {
+                            if let Some(V::StringValue(s)) = o.value {
+                                rec.observations.push(s);
+                            }
+                        }
+                    }
+                }
+                k if is_reserved(k) => {}
+                _ => {
+                    let j = any_into_json(kvp.value);
+                    if !j.is_null() {
+                        rec.attributes.insert(kvp.key, j);
+                    }
+                }
+            }
+        }
+        rec.body = any_into_json(r.body.take());
+        Ok(rec)
+    }
+
+    /// The plain attributes, the body and the attached observations of `r`, copied.
+    fn copy_plain(&mut self, r: &LogRecord) {
+        for kvp in &r.attributes {
+            match kvp.key.as_str() {
+                attr::EVENT_OBSERVATIONS => {
+                    if let Some(V::ArrayValue(a)) =
+                        kvp.value.as_ref().and_then(|v| v.value.as_ref())
+                    {
+                        for o in &a.values {
+                            if let Some(V::StringValue(s)) = &o.value {
+                                self.observations.push(s.clone());
+                            }
+                        }
+                    }
+                }
+                k if is_reserved(k) => {}
+                k => {
+                    let j = any_to_json(kvp.value.as_ref());
+                    if !j.is_null() {
+                        self.attributes.insert(k.to_string(), j);
+                    }
+                }
+            }
+        }
+        self.body = any_to_json(r.body.as_ref());
+    }
+
+    /// Reads and checks the reserved attributes (the attached observations are checked, not
+    /// read); attributes, body and observations are left empty.
+    fn read_reserved(r: &LogRecord) -> Result<Self, RecordError> {
         let mut key = None;
         let mut name = None;
         let mut out = Parts::default();
@@ -414,17 +488,14 @@ impl AgentRecord {
                     let Some(V::ArrayValue(a)) = v.and_then(|v| v.value.as_ref()) else {
                         return Err(bad(attr::EVENT_OBSERVATIONS, "not an array"));
                     };
-                    for o in &a.values {
-                        out.observations
-                            .push(text(Some(o), attr::EVENT_OBSERVATIONS)?);
+                    if a.values
+                        .iter()
+                        .any(|o| !matches!(o.value, Some(V::StringValue(_))))
+                    {
+                        return Err(bad(attr::EVENT_OBSERVATIONS, "not a string"));
                     }
                 }
-                k => {
-                    let j = any_to_json(v);
-                    if !j.is_null() {
-                        out.attributes.insert(k.to_string(), j);
-                    }
-                }
+                _ => {}
             }
         }
         let key = key.ok_or(RecordError::NotAgent)?;
@@ -441,28 +512,42 @@ impl AgentRecord {
             },
             trace_id: hex_id(&r.trace_id),
             span_id: hex_id(&r.span_id),
-            attributes: out.attributes,
-            body: any_to_json(r.body.as_ref()),
+            attributes: BTreeMap::new(),
+            body: Json::Null,
             source: out.source,
             sources: out.sources,
             revision: out.revision,
             provenance: out.provenance,
             superseded_by: out.superseded_by,
-            observations: out.observations,
+            observations: Vec::new(),
         })
     }
+}
+
+/// Whether `name` is one of the attributes [`AgentRecord`] keeps in typed fields.
+fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        attr::EVENT_KEY
+            | EVENT_NAME
+            | attr::KEY_FALLBACK
+            | attr::SOURCE
+            | attr::EVENT_SOURCES
+            | attr::EVENT_REVISION
+            | attr::EVENT_PROVENANCE
+            | attr::SUPERSEDED_BY
+            | attr::EVENT_OBSERVATIONS
+    )
 }
 
 /// The reserved fields while a log record is read.
 #[derive(Default)]
 struct Parts {
-    attributes: BTreeMap<String, Json>,
     source: Option<Source>,
     sources: Vec<Source>,
     revision: Option<u64>,
     provenance: BTreeMap<String, Source>,
     superseded_by: Option<EventKey>,
-    observations: Vec<String>,
 }
 
 #[cfg(test)]
@@ -486,6 +571,46 @@ mod tests {
         r.body = Json::String("hi\n".into());
         r.trace_id = "0af7651916cd43dd8448eb211c80319c".into();
         r
+    }
+
+    #[test]
+    fn taking_reads_what_copying_reads_and_leaves_bad_records_alone() {
+        let mut merged = sample();
+        merged.source = None;
+        merged.sources = vec![Source::Otlp, Source::Hook];
+        merged.revision = Some(3);
+        merged.observations = vec!["{\"a\":1}".into(), "{\"b\":2}".into()];
+        for rec in [sample(), merged] {
+            let lr = rec.to_log_record();
+            for take in [true, false] {
+                let mut owned = lr.clone();
+                let got = AgentRecord::take_from_log_record(&mut owned, |_| take).unwrap();
+                assert_eq!(got, AgentRecord::from_log_record(&lr).unwrap());
+                assert_eq!(got, rec);
+                assert_eq!(owned == lr, !take);
+            }
+        }
+        let mut bad = sample().to_log_record();
+        bad.attributes.push(kv(
+            attr::EVENT_OBSERVATIONS,
+            AnyValue {
+                value: Some(V::ArrayValue(ArrayValue {
+                    values: vec![
+                        string("ok"),
+                        AnyValue {
+                            value: Some(V::IntValue(1)),
+                        },
+                    ],
+                })),
+            },
+        ));
+        let before = bad.clone();
+        assert_eq!(
+            AgentRecord::take_from_log_record(&mut bad, |_| true),
+            AgentRecord::from_log_record(&before)
+        );
+        assert!(AgentRecord::from_log_record(&before).is_err());
+        assert_eq!(bad, before);
     }
 
     #[test]

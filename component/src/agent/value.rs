@@ -39,6 +39,38 @@ pub fn any_to_json(v: Option<&AnyValue>) -> Json {
     }
 }
 
+/// [`any_to_json`] of a value that is given away: strings, keys and nested values are moved,
+/// not copied. The result is the same.
+pub fn any_into_json(v: Option<AnyValue>) -> Json {
+    match v.and_then(|v| v.value) {
+        None => Json::Null,
+        Some(V::StringValue(s)) => Json::String(s),
+        Some(V::BoolValue(b)) => Json::Bool(b),
+        Some(V::IntValue(i)) => Json::Number(i.into()),
+        Some(V::DoubleValue(d)) => Number::from_f64(d)
+            .map(Json::Number)
+            .unwrap_or_else(|| Json::String(d.to_string())),
+        Some(V::ArrayValue(a)) => Json::Array(
+            a.values
+                .into_iter()
+                .map(|v| any_into_json(Some(v)))
+                .collect(),
+        ),
+        Some(V::KvlistValue(kv)) => Json::Object(
+            kv.values
+                .into_iter()
+                .map(|kv| (kv.key, any_into_json(kv.value)))
+                .collect(),
+        ),
+        Some(V::StringValueStrindex(_)) => Json::Null,
+        Some(V::BytesValue(b)) => {
+            let mut m = Map::new();
+            m.insert("$bytes".into(), Json::String(hex::encode(b)));
+            Json::Object(m)
+        }
+    }
+}
+
 /// JSON as an OTLP value (`null` → no value).
 pub fn json_to_any(v: &Json) -> AnyValue {
     let value = match v {

@@ -186,10 +186,10 @@ struct Shared {
 }
 
 impl Shared {
-    fn write(&self, logs: &Logs) -> Result<WriteStats, StoreError> {
+    fn write(&self, logs: Logs) -> Result<WriteStats, StoreError> {
         let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let store = guard.as_mut().ok_or(StoreError::NotOpen)?;
-        store.apply(logs)
+        store.apply_owned(logs)
     }
 }
 
@@ -212,7 +212,7 @@ impl Consumer<Logs> for SqliteLogs {
         let shared = self.shared.clone();
         // SQLite calls block: run them off the async workers. If this future is dropped the
         // write still completes (and the sender, having seen no answer, retries: at least once).
-        let result = tokio::task::spawn_blocking(move || shared.write(&data)).await;
+        let result = tokio::task::spawn_blocking(move || shared.write(data)).await;
         let sh = &self.shared;
         match result {
             Ok(Ok(stats)) => {

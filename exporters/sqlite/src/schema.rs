@@ -25,6 +25,9 @@ use crate::error::StoreError;
 /// `PRAGMA application_id` of agentcol stores ("agnt").
 pub const APPLICATION_ID: i64 = 0x6167_6e74;
 
+/// The page size of new store files (bytes).
+pub const PAGE_SIZE: u32 = 8192;
+
 /// One schema step: the SQL that takes version `version - 1` to `version`.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -320,6 +323,15 @@ pub(crate) fn open_writer(
     .map_err(StoreError::sql("opening the store"))?;
     conn.busy_timeout(busy_timeout)
         .map_err(StoreError::sql("setting the busy timeout"))?;
+    // Only takes effect on a new, empty file (before WAL mode and the first table): an
+    // existing file keeps the page size it was created with. 8 KiB rather than the default
+    // 4 KiB because `events` and `observations` are `WITHOUT ROWID` tables, whose rows are
+    // index cells: a cell larger than about a quarter of a page keeps ~1/8 of a page locally
+    // and spills the rest to an overflow page of its own. A typical event row (~1.2 KB) fits
+    // an 8 KiB page's limit (~2 KB) but not a 4 KiB one's (~1 KB), where each row cost a
+    // mostly empty 4 KiB overflow page: the file and the WAL were twice as large.
+    conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))
+        .map_err(StoreError::sql("setting the page size"))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(StoreError::sql("enabling WAL"))?;

@@ -155,6 +155,12 @@ impl Store {
 
     /// Writes one batch in one transaction; returns after COMMIT.
     pub fn apply(&mut self, logs: &Logs) -> Result<WriteStats, StoreError> {
+        self.apply_owned(logs.clone())
+    }
+
+    /// [`Self::apply`] of a batch the caller is done with: the records' strings are moved
+    /// into the stored rows instead of copied.
+    pub fn apply_owned(&mut self, mut logs: Logs) -> Result<WriteStats, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -165,11 +171,11 @@ impl Store {
             stats: WriteStats::default(),
             touched: Touched::default(),
         };
-        for rl in &logs.resource_logs {
-            for sl in &rl.scope_logs {
-                for r in &sl.log_records {
+        for rl in &mut logs.resource_logs {
+            for mut sl in std::mem::take(&mut rl.scope_logs) {
+                for mut r in std::mem::take(&mut sl.log_records) {
                     w.stats.records += 1;
-                    w.record(rl, sl, r)?;
+                    w.record(rl, &sl, &mut r)?;
                 }
             }
         }
@@ -246,13 +252,16 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// Stores one record; `rl` and `sl` are its resource and scope without their scopes and
+    /// records (`other_logs` copies only the one). `r` may be left gutted (its strings moved into the row), except when it is
+    /// a tombstone or unreadable: those may be kept verbatim.
     fn record(
         &mut self,
         rl: &ResourceLogs,
         sl: &ScopeLogs,
-        r: &LogRecord,
+        r: &mut LogRecord,
     ) -> Result<(), StoreError> {
-        match AgentRecord::from_log_record(r) {
+        match AgentRecord::take_from_log_record(r, |rec| rec.superseded_by.is_none()) {
             Ok(rec) => self.agent(rec, r),
             Err(RecordError::NotAgent) => {
                 if self.options.keep_other_logs {
@@ -300,20 +309,23 @@ impl Writer<'_> {
     /// Archives an attached observation (JSON text as `dedupe` sent it). Only the columns are
     /// read from it; the text is stored as it came.
     fn archive_text(&mut self, json: &str) -> Result<(), StoreError> {
-        let head = serde_json::from_str::<ObservationHead>(json)
+        let head = serde_json::from_str::<ObservationHead<'_>>(json)
             .ok()
             .filter(|h| h.key.parse::<EventKey>().is_ok());
         if head.is_none() {
             tracing::debug!("archiving an attached observation that does not parse as a record");
         }
-        let columns = head.map(|h| (h.key, h.source, ns(h.time_unix_nano)));
+        let columns = head
+            .as_ref()
+            .map(|h| (&*h.key, h.source.as_deref(), ns(h.time_unix_nano)));
         self.archive(&digest(json), json, columns)
     }
 
     fn archive_record(&mut self, d: &str, json: &str, obs: &AgentRecord) -> Result<(), StoreError> {
+        let key = obs.key.to_string();
         let columns = (
-            obs.key.to_string(),
-            obs.source.map(|s| s.as_str().to_string()),
+            key.as_str(),
+            obs.source.map(|s| s.as_str()),
             ns(obs.time_unix_nano),
         );
         self.archive(d, json, Some(columns))
@@ -325,12 +337,12 @@ impl Writer<'_> {
         &mut self,
         d: &str,
         json: &str,
-        columns: Option<(String, Option<String>, i64)>,
+        columns: Option<(&str, Option<&str>, i64)>,
     ) -> Result<(), StoreError> {
         // An observation whose JSON has no readable key is archived under the key ''.
         let (key, source, time) = match columns {
             Some((k, s, t)) => (k, s, Some(t)),
-            None => (String::new(), None, None),
+            None => ("", None, None),
         };
         let n = self
             .conn
@@ -700,10 +712,11 @@ impl Writer<'_> {
 
 /// The archive columns of an observation's JSON (the rest is skipped, not built).
 #[derive(serde::Deserialize)]
-struct ObservationHead {
-    key: String,
-    #[serde(default)]
-    source: Option<String>,
+struct ObservationHead<'a> {
+    #[serde(borrow)]
+    key: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    source: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     time_unix_nano: u64,
 }

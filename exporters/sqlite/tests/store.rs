@@ -433,6 +433,38 @@ fn files_are_private() {
 }
 
 #[test]
+fn new_files_get_8_kib_pages_and_older_4_kib_files_keep_theirs() {
+    let page_size = |p: &Path| -> i64 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    open(&path).apply(&logs(&merged_records())).unwrap();
+    assert_eq!(
+        page_size(&path),
+        i64::from(agentcol_exporter_sqlite::schema::PAGE_SIZE)
+    );
+
+    // A file created with 4 KiB pages (as before) is opened, written and read as it is.
+    let old = dir.path().join("old.db");
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x); DROP TABLE t;",
+        )
+        .unwrap();
+    let records = merged_records();
+    open(&old).apply(&logs(&records)).unwrap();
+    assert_eq!(page_size(&old), 4096);
+    let fresh = dir.path().join("fresh.db");
+    open(&fresh).apply(&logs(&records)).unwrap();
+    assert_eq!(dump(&old), dump(&fresh));
+}
+
+#[test]
 fn a_newer_schema_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = db(&dir);

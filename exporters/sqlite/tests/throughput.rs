@@ -122,8 +122,8 @@ fn write_throughput() {
         let t = Instant::now();
         let cpu0 = thread_cpu();
         let w0 = written();
-        for b in &batches {
-            store.apply(b).unwrap();
+        for b in batches {
+            store.apply_owned(b).unwrap();
         }
         let secs = t.elapsed().as_secs_f64();
         let cpu = match (cpu0, thread_cpu()) {

@@ -605,11 +605,19 @@ impl Engine {
         let mut b = Batch::default();
         let mut slots = Vec::with_capacity(logs.resource_logs.len());
         let mut slot = 0usize;
-        for rl in &logs.resource_logs {
-            for sl in &rl.scope_logs {
+        for ri in 0..logs.resource_logs.len() {
+            for si in 0..logs.resource_logs[ri].scope_logs.len() {
                 let mut origin = None;
-                for rec in &sl.log_records {
-                    let kind = match AgentRecord::from_log_record(rec) {
+                for i in 0..logs.resource_logs[ri].scope_logs[si].log_records.len() {
+                    // An observation's log record is replaced by its emission (or dropped), so
+                    // its strings are moved out; anything passed through stays as it came.
+                    let rec = &mut logs.resource_logs[ri].scope_logs[si].log_records[i];
+                    let read = AgentRecord::take_from_log_record(rec, |r| {
+                        r.revision.is_none() && r.superseded_by.is_none()
+                    });
+                    let rl = &logs.resource_logs[ri];
+                    let sl = &rl.scope_logs[si];
+                    let kind = match read {
                         Err(RecordError::NotAgent) => Slot::Pass,
                         Err(e) => {
                             tracing::debug!(error = %e, "unreadable agent record passed through");
