@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use agentcol_component::agent::Agent;
-use agentcol_receiver_hook::setup::{self, shell_quote, Outcome, SetupOptions, Target};
+use agentcol_receiver_hook::setup::{
+    self, shell_quote, ClaudeHooks, Outcome, SetupOptions, Target,
+};
 use agentcol_receiver_hook::shim::{self, ShimOptions};
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
@@ -118,6 +120,16 @@ pub struct SetupArgs {
     /// Base URL of agentcol's hook receiver (default: from the configuration).
     #[arg(long, value_name = "URL")]
     hook_url: Option<String>,
+    /// Claude Code hooks as `http` (no process per call) or `command` (the shim for every
+    /// event, so calls made while the collector is down are spooled, not lost).
+    #[arg(long, value_enum, default_value = "http")]
+    claude_hooks: ClaudeHooksArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClaudeHooksArg {
+    Http,
+    Command,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -209,6 +221,10 @@ pub fn setup_main(
         otlp_http,
         hook_url,
         codex_bin: args.codex.or_else(|| on_path("codex")),
+        claude_hooks: match args.claude_hooks {
+            ClaudeHooksArg::Http => ClaudeHooks::Http,
+            ClaudeHooksArg::Command => ClaudeHooks::Command,
+        },
     };
     let mut out = std::io::stdout().lock();
     let reports = setup::run(&options, &mut out)?;

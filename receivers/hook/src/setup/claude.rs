@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::json::{indent_of, to_text, Ordered};
-use super::{is_our_command, read_opt, Session, SetupError};
+use super::{is_our_command, read_opt, ClaudeHooks, Session, SetupError};
 
 /// Events that get an http hook (Claude Code 2.1.328's hook events, less `SessionStart` and
 /// `Setup`, which run command hooks only, and `WorktreeCreate`/`WorktreeRemove`, whose hooks
@@ -150,14 +150,19 @@ fn desired(s: &Session, current: &Ordered) -> Ordered {
         );
     }
     for event in HTTP_EVENTS {
-        add(
-            event,
-            Ordered::Object(vec![
+        let handler = match s.options.claude_hooks {
+            ClaudeHooks::Http => vec![
                 ("type".into(), Ordered::str("http")),
                 ("url".into(), Ordered::str(url.clone())),
                 ("timeout".into(), Ordered::Number(5.into())),
-            ]),
-        );
+            ],
+            ClaudeHooks::Command => vec![
+                ("type".into(), Ordered::str("command")),
+                ("command".into(), Ordered::str(command.clone())),
+                ("timeout".into(), Ordered::Number(5.into())),
+            ],
+        };
+        add(event, Ordered::Object(handler));
     }
     doc
 }

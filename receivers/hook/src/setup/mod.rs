@@ -66,6 +66,19 @@ pub struct SetupOptions {
     pub hook_url: String,
     /// The `codex` binary used to read hook trust (`hooks/list`); `None` skips trust.
     pub codex_bin: Option<PathBuf>,
+    /// Claude Code hooks as `http` (the default: no process per call) or as the command shim for
+    /// every event (each call then survives a collector outage in the spool).
+    pub claude_hooks: ClaudeHooks,
+}
+
+/// How Claude Code's hooks reach agentcol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClaudeHooks {
+    /// `"type": "http"` hooks to the receiver (the shim only where Claude runs commands only).
+    #[default]
+    Http,
+    /// The `agentcol hook` shim for every event.
+    Command,
 }
 
 /// Why setup failed.

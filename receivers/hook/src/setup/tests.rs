@@ -60,6 +60,7 @@ fn homes(with_files: bool) -> Homes {
             otlp_http: "http://127.0.0.1:4318".into(),
             hook_url: "http://127.0.0.1:4319".into(),
             codex_bin: None,
+            claude_hooks: ClaudeHooks::Http,
         },
         _dir: dir,
     }
@@ -275,4 +276,38 @@ fn a_new_hook_address_replaces_ours_instead_of_adding_a_second() {
         CLAUDE_SETTINGS
     );
     assert_eq!(text(&h.options.codex_home.join("hooks.json")), CODEX_HOOKS);
+}
+
+#[test]
+fn claude_hooks_can_all_go_through_the_shim_and_switch_back() {
+    let h = homes(true);
+    let command = SetupOptions {
+        claude_hooks: ClaudeHooks::Command,
+        ..h.options.clone()
+    };
+    run_quiet(&command);
+    let settings: serde_json::Value =
+        serde_json::from_str(&text(&h.options.claude_dir.join("settings.json"))).unwrap();
+    let pre = &settings["hooks"]["PreToolUse"];
+    assert_eq!(pre.as_array().unwrap().len(), 1);
+    assert_eq!(pre[0]["hooks"][0]["type"], "command");
+    assert_eq!(
+        pre[0]["hooks"][0]["command"],
+        "/opt/agentcol/bin/agentcol hook --agent claude"
+    );
+    // Back to http hooks: ours are replaced, not added to.
+    run_quiet(&h.options);
+    let settings: serde_json::Value =
+        serde_json::from_str(&text(&h.options.claude_dir.join("settings.json"))).unwrap();
+    let pre = settings["hooks"]["PreToolUse"].as_array().unwrap();
+    assert_eq!(pre.len(), 1);
+    assert_eq!(pre[0]["hooks"][0]["type"], "http");
+    run_quiet(&SetupOptions {
+        undo: true,
+        ..h.options.clone()
+    });
+    assert_eq!(
+        text(&h.options.claude_dir.join("settings.json")),
+        CLAUDE_SETTINGS
+    );
 }
