@@ -72,11 +72,7 @@ pub fn hook_main(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
             Err(_) => return,
         };
         let agent: Agent = a.agent.into();
-        let root = a
-            .root
-            .clone()
-            .or_else(|| crate::root_dir().ok())
-            .unwrap_or_else(|| PathBuf::from(".agentcol-spool"));
+        let root = a.root.clone().or_else(|| crate::root_dir().ok());
         let segment = match agent {
             Agent::Codex => "codex",
             Agent::ClaudeCode => "claude",

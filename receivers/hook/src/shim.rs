@@ -37,8 +37,10 @@ pub struct ShimOptions {
     pub agent: Agent,
     /// The receiver's URL for this agent (`http://127.0.0.1:4319/hook/codex`).
     pub url: String,
-    /// The root whose spool takes undelivered calls.
-    pub root: PathBuf,
+    /// The root whose spool takes undelivered calls; `None` when no root can be told (no
+    /// `AGENTCOL_ROOT`, no `HOME`): then an undelivered call is lost rather than written into
+    /// whatever directory the agent runs in.
+    pub root: Option<PathBuf>,
     /// Deadline for the whole post.
     pub timeout: Duration,
     /// Bearer token, when the receiver requires one.
@@ -84,7 +86,10 @@ pub fn deliver(options: &ShimOptions, time: u64, body: &[u8]) -> Delivery {
         Ok(code) => format!("HTTP {code}"),
         Err(e) => e,
     };
-    match Spool::under(&options.root).append(options.agent, time, body) {
+    let Some(root) = &options.root else {
+        return Delivery::Lost(format!("{why}; no root to spool under"));
+    };
+    match Spool::under(root).append(options.agent, time, body) {
         Ok(_) => Delivery::Spooled(why),
         Err(e) => Delivery::Lost(format!("{why}; {e}")),
     }
@@ -189,7 +194,7 @@ mod tests {
         ShimOptions {
             agent: Agent::Codex,
             url,
-            root: root.to_path_buf(),
+            root: Some(root.to_path_buf()),
             timeout: Duration::from_millis(100),
             token: None,
         }
@@ -212,6 +217,23 @@ mod tests {
         assert_eq!(list.len(), 1);
         let e = spool.read(&list[0]).unwrap();
         assert_eq!((e.time, e.body.as_slice()), (42, &b"{\"x\":1}"[..]));
+    }
+
+    #[test]
+    fn without_a_root_an_undelivered_call_is_reported_lost_not_written_anywhere() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let o = ShimOptions {
+            root: None,
+            ..options(
+                format!("http://127.0.0.1:{port}/hook/codex"),
+                std::path::Path::new("/nonexistent"),
+            )
+        };
+        assert!(matches!(deliver(&o, 1, b"{}"), Delivery::Lost(_)));
     }
 
     #[test]
