@@ -309,13 +309,7 @@ mod imp {
         field("agent", Some(s.agent.clone()));
         field("model", s.model.clone());
         field("cwd", s.cwd.clone());
-        field(
-            "git",
-            match (&s.git_branch, &s.git_commit) {
-                (Some(b), Some(c)) => Some(format!("{b} @ {c}")),
-                (b, c) => b.clone().or_else(|| c.clone()),
-            },
-        );
+        field("git", s.git());
         field("started", s.started_ns.map(rfc3339));
         field("ended", s.ended_ns.map(rfc3339));
         field("status", Some(s.status.clone()));

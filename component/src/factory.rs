@@ -63,6 +63,15 @@ impl SignalStability {
         }
     }
 
+    /// Logs only (agent events are log records): traces and metrics pipelines are refused.
+    pub const fn logs_only(level: Stability) -> Self {
+        SignalStability {
+            traces: None,
+            metrics: None,
+            logs: Some(level),
+        }
+    }
+
     /// The level for `signal`, or `None` when unsupported.
     pub fn get(&self, signal: Signal) -> Option<Stability> {
         match signal {

@@ -130,9 +130,21 @@ fn assert_merged(events: &[(String, String)], kind: &str, n: usize, sources: &[&
     }
 }
 
-/// Waits until `cond` holds on the store (rows appear shortly after the agents exit).
-fn settle(db: &Path, cond: impl Fn() -> bool) -> bool {
-    eventually(Duration::from_secs(15), || db.exists() && cond())
+/// The events of a session once both channels' last deliveries are in (rows appear shortly
+/// after the agent exits): a tool result seen by hooks and OTLP, and the session end.
+fn settled(db: &Path, session: &str) -> Vec<(String, String)> {
+    let done = || {
+        let e = events(db, session);
+        e.iter()
+            .any(|(k, s)| k == "tool.result" && s.contains("hook") && s.contains("otlp"))
+            && e.iter().any(|(k, _)| k == "session.end")
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || db.exists() && done()),
+        "{:#?}",
+        events(db, session)
+    );
+    events(db, session)
 }
 
 #[test]
@@ -175,17 +187,7 @@ fn after_setup_real_agents_reach_agentcol_through_hooks_and_otlp_merged() {
 
     let db = store.db();
     let t = codex_run.thread.clone();
-    assert!(
-        settle(&db, || {
-            let e = events(&db, &t);
-            e.iter()
-                .any(|(k, s)| k == "tool.result" && s.contains("hook") && s.contains("otlp"))
-                && e.iter().any(|(k, _)| k == "session.end")
-        }),
-        "{:#?}",
-        events(&db, &t)
-    );
-    let e = events(&db, &t);
+    let e = settled(&db, &t);
     assert_merged(&e, "session.start", 1, &["hook", "otlp"]);
     assert_merged(&e, "user_prompt", 2, &["hook", "otlp"]);
     assert_merged(&e, "tool.call", 1, &["hook", "otlp"]);
@@ -195,17 +197,7 @@ fn after_setup_real_agents_reach_agentcol_through_hooks_and_otlp_merged() {
     assert_merged(&e, "session.end", 1, &["hook"]);
 
     let s = claude_run.session.clone();
-    assert!(
-        settle(&db, || {
-            let e = events(&db, &s);
-            e.iter()
-                .any(|(k, src)| k == "tool.result" && src.contains("hook") && src.contains("otlp"))
-                && e.iter().any(|(k, _)| k == "session.end")
-        }),
-        "{:#?}",
-        events(&db, &s)
-    );
-    let e = events(&db, &s);
+    let e = settled(&db, &s);
     assert_merged(&e, "user_prompt", 1, &["hook", "otlp"]);
     assert_merged(&e, "tool.call", 1, &["hook", "otlp"]);
     assert_merged(&e, "tool.result", 1, &["hook", "otlp"]);

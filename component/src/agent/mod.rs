@@ -176,6 +176,21 @@ pub mod attr {
     pub const USAGE_SCOPE: &str = "agent.usage.scope";
 }
 
+/// Codex's token-usage field names, the same on every channel that reports them (the hook
+/// `token_usage` object, the `codex.turn.token_usage.*` span attributes), with the canonical
+/// attribute each maps to.
+pub const CODEX_TOKEN_USAGE: [(&str, &str); 6] = [
+    ("input_tokens", attr::USAGE_INPUT_TOKENS),
+    ("output_tokens", attr::USAGE_OUTPUT_TOKENS),
+    ("cached_input_tokens", attr::USAGE_CACHE_READ_TOKENS),
+    (
+        "cache_write_input_tokens",
+        attr::USAGE_CACHE_CREATION_TOKENS,
+    ),
+    ("reasoning_output_tokens", attr::USAGE_REASONING_TOKENS),
+    ("total_tokens", attr::USAGE_TOTAL_TOKENS),
+];
+
 /// The agents agentcol knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Agent {

@@ -61,11 +61,7 @@ impl ExporterFactory for SqliteExporterFactory {
     }
 
     fn stability(&self) -> SignalStability {
-        SignalStability {
-            traces: None,
-            metrics: None,
-            logs: Some(Stability::Alpha),
-        }
+        SignalStability::logs_only(Stability::Alpha)
     }
 
     fn create(

@@ -84,7 +84,7 @@ pub struct Session {
     pub model: Option<String>,
     /// Earliest event, Unix ns.
     pub started_ns: Option<u64>,
-    /// `session.end`, else latest event, Unix ns.
+    /// Latest event, Unix ns.
     pub ended_ns: Option<u64>,
     /// `ended` | `active`.
     pub status: String,
@@ -92,6 +92,16 @@ pub struct Session {
     pub turns: u64,
     /// Events.
     pub events: u64,
+}
+
+impl Session {
+    /// `branch @ commit`, or whichever of the two is known.
+    pub fn git(&self) -> Option<String> {
+        match (&self.git_branch, &self.git_commit) {
+            (Some(b), Some(c)) => Some(format!("{b} @ {c}")),
+            (b, c) => b.clone().or_else(|| c.clone()),
+        }
+    }
 }
 
 /// A `turns` row.
@@ -589,15 +599,7 @@ fn header(out: &mut String, s: &Session) {
     };
     field("model", s.model.clone());
     field("cwd", s.cwd.clone());
-    field(
-        "git",
-        match (&s.git_branch, &s.git_commit) {
-            (Some(b), Some(c)) => Some(format!("{b} @ {c}")),
-            (Some(b), None) => Some(b.clone()),
-            (None, Some(c)) => Some(c.clone()),
-            (None, None) => None,
-        },
-    );
+    field("git", s.git());
     field("started", s.started_ns.map(rfc3339));
     field("ended", s.ended_ns.map(rfc3339));
     field("status", Some(s.status.clone()));

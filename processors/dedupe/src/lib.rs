@@ -122,11 +122,7 @@ impl ProcessorFactory for DedupeProcessorFactory {
     /// Logs only: agent events are log records. Traces and metrics pipelines are refused when
     /// the configuration is checked (and again at create).
     fn stability(&self) -> SignalStability {
-        SignalStability {
-            traces: None,
-            metrics: None,
-            logs: Some(Stability::Alpha),
-        }
+        SignalStability::logs_only(Stability::Alpha)
     }
 
     fn create(

@@ -25,7 +25,7 @@ pub mod spool;
 
 use std::sync::Arc;
 
-use agentcol_component::agent::Agent;
+use agentcol_component::agent::{Agent, AgentRecord};
 use agentcol_component::config::Secret;
 use agentcol_component::lifecycle::BackgroundTask;
 use agentcol_component::net::{bearer_ok, bind, validate_listener, AuthConfig};
@@ -129,11 +129,7 @@ impl ReceiverFactory for HookReceiverFactory {
     }
 
     fn stability(&self) -> SignalStability {
-        SignalStability {
-            traces: None,
-            metrics: None,
-            logs: Some(Stability::Alpha),
-        }
+        SignalStability::logs_only(Stability::Alpha)
     }
 
     fn create(
@@ -251,7 +247,11 @@ impl Shared {
             c.fallback.get_or_create(&c.labels(&[])).inc();
         }
         let items = n.records.len();
-        let records = n.records.iter().map(|r| r.to_log_record()).collect();
+        let records = n
+            .records
+            .into_iter()
+            .map(AgentRecord::into_log_record)
+            .collect();
         match self
             .logs
             .consume(agentcol_component::data::logs_from(records))

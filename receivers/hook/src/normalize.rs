@@ -374,17 +374,7 @@ impl<'a> Hook<'a> {
                 *fallback = true;
                 let get = |k: &str| usage.get(k).and_then(Json::as_i64);
                 r.set(attr::USAGE_SCOPE, "request");
-                for (name, k) in [
-                    (attr::USAGE_INPUT_TOKENS, "input_tokens"),
-                    (attr::USAGE_OUTPUT_TOKENS, "output_tokens"),
-                    (attr::USAGE_CACHE_READ_TOKENS, "cached_input_tokens"),
-                    (
-                        attr::USAGE_CACHE_CREATION_TOKENS,
-                        "cache_write_input_tokens",
-                    ),
-                    (attr::USAGE_REASONING_TOKENS, "reasoning_output_tokens"),
-                    (attr::USAGE_TOTAL_TOKENS, "total_tokens"),
-                ] {
+                for (k, name) in agentcol_component::agent::CODEX_TOKEN_USAGE {
                     if let Some(v) = get(k) {
                         r.set(name, v);
                     }

@@ -39,12 +39,21 @@ struct Running {
     host: Host,
 }
 
+/// A free port never handed out before in this process (the tests run in parallel).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: StdMutex<Vec<u16>> = StdMutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 async fn start(root: &std::path::Path, capture: Arc<Capture>, max_body: u64) -> Running {

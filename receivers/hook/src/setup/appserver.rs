@@ -2,7 +2,7 @@
 //! (JSON-RPC, one JSON object per line on stdio), `initialize`, send `initialized`, call
 //! `hooks/list`, close stdin (the server exits on EOF).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -26,6 +26,8 @@ pub struct ListedHook {
 }
 
 const DEADLINE: Duration = Duration::from_secs(30);
+/// Most bytes read from the app-server.
+const MAX_OUTPUT: u64 = 64 * 1024 * 1024;
 
 /// Every hook Codex discovers with `CODEX_HOME=codex_home`.
 pub fn hooks_list(codex: &Path, codex_home: &Path) -> Result<Vec<ListedHook>, SetupError> {
@@ -45,7 +47,8 @@ pub fn hooks_list(codex: &Path, codex_home: &Path) -> Result<Vec<ListedHook>, Se
     };
     let (tx, rx) = mpsc::channel::<Value>();
     let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
+        // Bounded: `hooks/list` answers are kilobytes; a child that keeps talking is cut off.
+        for line in BufReader::new(stdout.take(MAX_OUTPUT)).lines() {
             let Ok(line) = line else { break };
             if let Ok(v) = serde_json::from_str::<Value>(&line) {
                 if tx.send(v).is_err() {

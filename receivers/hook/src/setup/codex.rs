@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
 
-use super::json::{indent_of, to_text, Ordered};
-use super::{appserver, is_our_command, read_opt, Session, SetupError};
+use super::json::Ordered;
+use super::{appserver, hookdoc, read_opt, Session, SetupError};
 
 /// The hook events Codex 0.169 discovers (PascalCase keys of `hooks.json`).
 pub const EVENTS: [&str; 14] = [
@@ -52,51 +52,10 @@ fn parse_toml(path: &std::path::Path, bytes: Option<&[u8]>) -> Result<DocumentMu
         })
 }
 
-fn parse_json(path: &std::path::Path, bytes: Option<&[u8]>) -> Result<Ordered, SetupError> {
-    match bytes {
-        None => Ok(Ordered::object()),
-        Some(b) if b.iter().all(|c| c.is_ascii_whitespace()) => Ok(Ordered::object()),
-        Some(b) => serde_json::from_slice(b).map_err(|e| SetupError::Unreadable {
-            path: path.to_path_buf(),
-            format: "JSON",
-            reason: e.to_string(),
-        }),
-    }
-}
-
-/// Whether a hooks.json matcher group is ours (every handler is the shim).
-fn is_our_group(group: &Ordered) -> bool {
-    match group.get("hooks") {
-        Some(Ordered::Array(hs)) if !hs.is_empty() => hs.iter().all(|h| {
-            h.get("command")
-                .and_then(Ordered::as_str)
-                .is_some_and(is_our_command)
-        }),
-        _ => false,
-    }
-}
-
-/// Removes our groups from every event of a hooks document (events left empty are removed).
-pub(crate) fn strip_hooks(doc: &mut Ordered) {
-    let Some(Ordered::Object(events)) = doc.get_mut("hooks") else {
-        return;
-    };
-    for (_, groups) in events.iter_mut() {
-        if let Ordered::Array(g) = groups {
-            g.retain(|group| !is_our_group(group));
-        }
-    }
-    events.retain(|(_, g)| !matches!(g, Ordered::Array(a) if a.is_empty()));
-}
-
 fn with_hooks(s: &Session, current: &Ordered) -> Ordered {
     let mut doc = current.clone();
-    if !matches!(doc, Ordered::Object(_)) {
-        doc = Ordered::object();
-    }
-    strip_hooks(&mut doc);
+    hookdoc::strip(&mut doc);
     let cmd = command(s);
-    let hooks = doc.entry("hooks", Ordered::object());
     for event in EVENTS {
         // SessionEnd and Interrupt are clamped to 3 s by Codex anyway.
         let timeout = if matches!(event, "SessionEnd" | "Interrupt") {
@@ -104,16 +63,11 @@ fn with_hooks(s: &Session, current: &Ordered) -> Ordered {
         } else {
             5
         };
-        let handler = Ordered::Object(vec![
-            ("type".into(), Ordered::str("command")),
-            ("command".into(), Ordered::str(cmd.clone())),
-            ("timeout".into(), Ordered::Number(timeout.into())),
-        ]);
-        let group = Ordered::Object(vec![("hooks".into(), Ordered::Array(vec![handler]))]);
-        match hooks.entry(event, Ordered::Array(Vec::new())) {
-            Ordered::Array(a) => a.push(group),
-            other => *other = Ordered::Array(vec![group]),
-        }
+        hookdoc::add(
+            &mut doc,
+            event,
+            hookdoc::handler("command", "command", &cmd, timeout),
+        );
     }
     doc
 }
@@ -210,17 +164,8 @@ pub(crate) fn install(s: &mut Session) -> Result<(), SetupError> {
     let _ = writeln!(s.out, "codex: {}", s.options.codex_home.display());
 
     let hooks_before = read_opt(&hooks)?;
-    let current = parse_json(&hooks, hooks_before.as_deref())?;
-    let desired = with_hooks(s, &current);
-    let hooks_after = if desired == current {
-        hooks_before.clone().unwrap_or_default()
-    } else {
-        let indent = hooks_before
-            .as_deref()
-            .map(|b| indent_of(&String::from_utf8_lossy(b)))
-            .unwrap_or_else(|| "  ".into());
-        to_text(&desired, &indent).into_bytes()
-    };
+    let current = hookdoc::parse(&hooks, hooks_before.as_deref())?;
+    let hooks_after = hookdoc::render(hooks_before.as_deref(), &current, &with_hooks(s, &current));
     s.install(&hooks, hooks_before.as_deref(), &hooks_after, None)?;
 
     let config_before = read_opt(&config)?;
@@ -302,9 +247,10 @@ pub(crate) fn undo(s: &mut Session) -> Result<(), SetupError> {
         Ok(doc.to_string().into_bytes())
     })?;
     s.undo(&hooks, |current, _| {
-        let mut doc = parse_json(&hooks, Some(current))?;
-        strip_hooks(&mut doc);
-        Ok(to_text(&doc, &indent_of(&String::from_utf8_lossy(current))).into_bytes())
+        let before = hookdoc::parse(&hooks, Some(current))?;
+        let mut doc = before.clone();
+        hookdoc::strip(&mut doc);
+        Ok(hookdoc::render(Some(current), &before, &doc))
     })?;
     Ok(())
 }

@@ -24,6 +24,7 @@
 mod appserver;
 mod claude;
 mod codex;
+mod hookdoc;
 pub mod json;
 
 use std::collections::BTreeMap;

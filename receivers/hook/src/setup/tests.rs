@@ -243,6 +243,19 @@ fn an_unreadable_settings_file_is_refused_and_left_alone() {
     let err = run(&o, &mut Vec::new()).unwrap_err();
     assert!(err.to_string().contains("is not valid JSON"), "{err}");
     assert_eq!(text(&settings), "{ not json");
+    // A hooks.json that is JSON but not an object is refused too, never replaced.
+    let hooks = h.options.codex_home.join("hooks.json");
+    fs::write(&hooks, "[1, 2]").unwrap();
+    let o = SetupOptions {
+        targets: vec![Target::Codex],
+        ..h.options.clone()
+    };
+    let err = run(&o, &mut Vec::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("top level is not an object"),
+        "{err}"
+    );
+    assert_eq!(text(&hooks), "[1, 2]");
 }
 
 #[test]

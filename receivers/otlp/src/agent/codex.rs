@@ -170,17 +170,7 @@ pub(crate) fn span(s: &Span) -> Vec<Canonical> {
             }
             let mut r = span_record(AGENT, key, s, s.end_time_unix_nano);
             r.set(attr::USAGE_SCOPE, "turn");
-            for (name, key) in [
-                (attr::USAGE_INPUT_TOKENS, "input_tokens"),
-                (attr::USAGE_OUTPUT_TOKENS, "output_tokens"),
-                (attr::USAGE_CACHE_READ_TOKENS, "cached_input_tokens"),
-                (
-                    attr::USAGE_CACHE_CREATION_TOKENS,
-                    "cache_write_input_tokens",
-                ),
-                (attr::USAGE_REASONING_TOKENS, "reasoning_output_tokens"),
-                (attr::USAGE_TOTAL_TOKENS, "total_tokens"),
-            ] {
+            for (key, name) in agentcol_component::agent::CODEX_TOKEN_USAGE {
                 if let Some(v) = get(key) {
                     r.set(name, v);
                 }
