@@ -1,0 +1,131 @@
+//! The floor under the store pipeline: what the bundled SQLite alone costs per row.
+//!
+//! The store pipeline's budget (DESIGN: ≥ 100,000 events/s on one core, durable) is ≤ 10 µs of
+//! CPU per event for everything: receive, `dedupe`, the store. This program measures the part no
+//! code of ours can remove: inserting rows shaped like the store's (`WITHOUT ROWID`, clustered by
+//! session, turn and key text, a payload column), in transactions of `BATCH` rows, with the
+//! exporter's pragmas (WAL, `synchronous=full`, 8 KiB pages, 64 MiB page cache,
+//! `wal_autocheckpoint` 10,000 pages), through rusqlite with a prepared statement, as the
+//! exporter does. It prints rows per CPU-second for payloads from 10 B to 1.8 KB, then the
+//! least-squares fit "µs per row + ns per byte". With that fit, the CPU a schema costs per event
+//! is (rows written per event) × per-row + (bytes written per event) × per-byte, before any
+//! decoding, merging or derivation.
+//!
+//! `cargo run --release -p agentcol-sqlite-floor -- [ROWS] [BATCH] [DIR]`
+//! (defaults 200000, 1000, a temporary directory under $TMPDIR).
+#![deny(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use rusqlite::{params, Connection};
+
+/// CPU time of this process (every thread).
+fn cpu_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes into it.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts);
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    let c = Connection::open(path)?;
+    c.execute_batch(
+        "PRAGMA page_size = 8192;
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA cache_size = -65536;
+         PRAGMA wal_autocheckpoint = 10000;
+         PRAGMA temp_store = MEMORY;
+         CREATE TABLE ev (session TEXT NOT NULL, turn TEXT NOT NULL, key TEXT NOT NULL,
+                          payload BLOB NOT NULL, PRIMARY KEY (session, turn, key)) WITHOUT ROWID;",
+    )?;
+    Ok(c)
+}
+
+/// Rows per CPU-second for `rows` rows of `size`-byte payloads, `batch` per transaction.
+fn run(dir: &Path, rows: usize, batch: usize, size: usize, round: usize) -> Result<f64> {
+    let path = dir.join(format!("floor-{size}-{round}.db"));
+    let mut c = open(&path)?;
+    let payload: Vec<u8> = (0..size).map(|i| b'a' + (i * 7 % 26) as u8).collect();
+    let t0 = cpu_now();
+    let mut n = 0usize;
+    let mut session = 0u64;
+    while n < rows {
+        session += 1;
+        // A new session per transaction, as in bench/store.sh: every request a new thread.
+        let s = format!("019a7c3e-{session:04x}-7000-8000-{:012x}", session * 7919);
+        let tx = c.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO ev (session, turn, key, payload) VALUES (?, ?, ?, ?)",
+            )?;
+            for i in 0..batch.min(rows - n) {
+                let turn = format!("019a7c3e-{session:04x}-7000-8000-{:012x}", i / 4);
+                let key = format!("codex/{s}/{turn}/e{i}");
+                st.execute(params![s, turn, key, payload])?;
+            }
+        }
+        tx.commit()?;
+        n += batch;
+    }
+    let cpu = cpu_now() - t0;
+    drop(c);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    Ok(rows as f64 / cpu.as_secs_f64().max(1e-9))
+}
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let rows: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(200_000);
+    let batch: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1000)
+        .max(1);
+    let dir: PathBuf = match args.next() {
+        Some(d) => PathBuf::from(d),
+        None => std::env::temp_dir().join(format!("agentcol-sqlite-floor-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir)?;
+    println!(
+        "# SQLite {} (bundled) · {rows} rows, {batch} per transaction, WAL, synchronous=full, 8 KiB pages",
+        rusqlite::version()
+    );
+    let mut points = Vec::new();
+    for size in [10usize, 200, 400, 900, 1800] {
+        let mut best: f64 = 0.0;
+        for round in 0..2 {
+            best = best.max(run(&dir, rows, batch, size, round)?);
+        }
+        let us = 1e6 / best;
+        println!("payload {size:5} B: {best:9.0} rows/CPU-s  ({us:5.2} µs/row)");
+        points.push((size as f64, us));
+    }
+    let _ = std::fs::remove_dir(&dir);
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let slope = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum::<f64>()
+        / points.iter().map(|(x, _)| (x - mx).powi(2)).sum::<f64>();
+    println!(
+        "fit: {:.2} µs per row + {:.2} ns per payload byte",
+        my - slope * mx,
+        slope * 1000.0
+    );
+    Ok(())
+}
