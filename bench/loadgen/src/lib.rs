@@ -61,26 +61,7 @@ pub fn unique_request(n: usize, seq: u64) -> ExportLogsServiceRequest {
             }
         })
         .collect();
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", "codex_exec"),
-                    kv("service.version", "0.169.0"),
-                ],
-                ..Default::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope {
-                    name: "codex_otel.log_only".into(),
-                    ..Default::default()
-                }),
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    codex_request("codex_exec", "codex_otel.log_only", records)
 }
 
 fn s(v: &str) -> Option<AnyValue> {
@@ -122,18 +103,23 @@ pub fn request(n: usize) -> ExportLogsServiceRequest {
             ..Default::default()
         })
         .collect();
+    codex_request("codex_cli_rs", "codex_otel", records)
+}
+
+/// `records` under one Codex 0.169 resource (`service.name` = `service`) and scope.
+fn codex_request(service: &str, scope: &str, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(Resource {
                 attributes: vec![
-                    kv("service.name", "codex_cli_rs"),
+                    kv("service.name", service),
                     kv("service.version", "0.169.0"),
                 ],
                 ..Default::default()
             }),
             scope_logs: vec![ScopeLogs {
                 scope: Some(InstrumentationScope {
-                    name: "codex_otel".into(),
+                    name: scope.into(),
                     ..Default::default()
                 }),
                 log_records: records,
@@ -142,4 +128,19 @@ pub fn request(n: usize) -> ExportLogsServiceRequest {
             ..Default::default()
         }],
     }
+}
+
+/// CPU time of this whole process (every thread), for measurements that must hold on a shared
+/// machine: the budgets are per core, and the wall clock measures the neighbours too.
+pub fn process_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes into it.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts);
+    }
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

@@ -13,41 +13,19 @@
 //!
 //! `cargo run --release -p agentcol-sqlite-floor -- [ROWS] [BATCH] [DIR]`
 //! (defaults 200000, 1000, a temporary directory under $TMPDIR).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Result;
 use rusqlite::{params, Connection};
 
-/// CPU time of this process (every thread).
-fn cpu_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the call only writes into it.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts);
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-fn open(path: &Path) -> Result<Connection> {
-    let c = Connection::open(path)?;
-    c.execute_batch(
-        "PRAGMA page_size = 8192;
-         PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA cache_size = -65536;
-         PRAGMA wal_autocheckpoint = 10000;
-         PRAGMA temp_store = MEMORY;
-         CREATE TABLE ev (session TEXT NOT NULL, turn TEXT NOT NULL, key TEXT NOT NULL,
-                          payload BLOB NOT NULL, PRIMARY KEY (session, turn, key)) WITHOUT ROWID;",
-    )?;
-    Ok(c)
+fn open(path: &std::path::Path) -> Result<Connection> {
+    Ok(agentcol_sqlite_floor::open_like_store(
+        path,
+        "CREATE TABLE ev (session TEXT NOT NULL, turn TEXT NOT NULL, key TEXT NOT NULL,
+                 payload BLOB NOT NULL, PRIMARY KEY (session, turn, key)) WITHOUT ROWID;",
+    )?)
 }
 
 /// Rows per CPU-second for `rows` rows of `size`-byte payloads, `batch` per transaction.
@@ -55,7 +33,7 @@ fn run(dir: &Path, rows: usize, batch: usize, size: usize, round: usize) -> Resu
     let path = dir.join(format!("floor-{size}-{round}.db"));
     let mut c = open(&path)?;
     let payload: Vec<u8> = (0..size).map(|i| b'a' + (i * 7 % 26) as u8).collect();
-    let t0 = cpu_now();
+    let t0 = agentcol_loadgen::process_cpu_time();
     let mut n = 0usize;
     let mut session = 0u64;
     while n < rows {
@@ -76,7 +54,7 @@ fn run(dir: &Path, rows: usize, batch: usize, size: usize, round: usize) -> Resu
         tx.commit()?;
         n += batch;
     }
-    let cpu = cpu_now() - t0;
+    let cpu = agentcol_loadgen::process_cpu_time() - t0;
     drop(c);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

@@ -19,7 +19,7 @@
 //! It prints events per CPU-second for the whole path and for steps 1–3 without SQLite.
 //! `cargo run --release -p agentcol-sqlite-floor --bin lean-path -- [REQUESTS] [RECORDS]`
 //! (defaults 200 requests of 1000 records).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -33,19 +33,6 @@ use rusqlite::{params, Connection};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn cpu_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the call only writes into it.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts);
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 fn text(v: &Option<AnyValue>) -> Option<&str> {
     match v.as_ref().and_then(|v| v.value.as_ref()) {
@@ -126,24 +113,17 @@ fn prepare(bytes: &[u8], known: &mut HashSet<u64>) -> Result<Vec<Row>> {
 }
 
 fn open(path: &std::path::Path) -> Result<Connection> {
-    let c = Connection::open(path)?;
-    c.execute_batch(
-        "PRAGMA page_size = 8192;
-         PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA cache_size = -65536;
-         PRAGMA wal_autocheckpoint = 10000;
-         PRAGMA temp_store = MEMORY;
-         CREATE TABLE events (session_id TEXT NOT NULL, turn_id TEXT NOT NULL, key TEXT NOT NULL,
-             digest BLOB NOT NULL, record BLOB NOT NULL, PRIMARY KEY (session_id, turn_id, key))
-             WITHOUT ROWID;
-         CREATE TABLE turns (session_id TEXT NOT NULL, turn_id TEXT NOT NULL,
-             started_ns INTEGER, ended_ns INTEGER, events INTEGER NOT NULL,
-             PRIMARY KEY (session_id, turn_id)) WITHOUT ROWID;
-         CREATE TABLE sessions (session_id TEXT PRIMARY KEY, started_ns INTEGER, ended_ns INTEGER,
-             events INTEGER NOT NULL) WITHOUT ROWID;",
-    )?;
-    Ok(c)
+    Ok(agentcol_sqlite_floor::open_like_store(
+        path,
+        "CREATE TABLE events (session_id TEXT NOT NULL, turn_id TEXT NOT NULL, key TEXT NOT NULL,
+    digest BLOB NOT NULL, record BLOB NOT NULL, PRIMARY KEY (session_id, turn_id, key))
+    WITHOUT ROWID;
+CREATE TABLE turns (session_id TEXT NOT NULL, turn_id TEXT NOT NULL,
+    started_ns INTEGER, ended_ns INTEGER, events INTEGER NOT NULL,
+    PRIMARY KEY (session_id, turn_id)) WITHOUT ROWID;
+CREATE TABLE sessions (session_id TEXT PRIMARY KEY, started_ns INTEGER, ended_ns INTEGER,
+    events INTEGER NOT NULL) WITHOUT ROWID;",
+    )?)
 }
 
 /// Step 4.
@@ -193,7 +173,7 @@ fn main() -> Result<()> {
     let events = |rows: usize| rows as f64;
 
     // Step 1 alone, then steps 1–3.
-    let t0 = cpu_now();
+    let t0 = agentcol_loadgen::process_cpu_time();
     let mut decoded = 0usize;
     for b in &bodies {
         let mut req = ExportLogsServiceRequest::decode(&b[..]).context("decode")?;
@@ -205,20 +185,20 @@ fn main() -> Result<()> {
             .map(|s| s.log_records.len())
             .sum::<usize>();
     }
-    let normalise = cpu_now() - t0;
-    let t0 = cpu_now();
+    let normalise = agentcol_loadgen::process_cpu_time() - t0;
+    let t0 = agentcol_loadgen::process_cpu_time();
     for b in &bodies {
         let req = ExportLogsServiceRequest::decode(&b[..]).context("decode")?;
         std::hint::black_box(&req);
     }
-    let decode = cpu_now() - t0;
+    let decode = agentcol_loadgen::process_cpu_time() - t0;
     let mut known = HashSet::new();
-    let t0 = cpu_now();
+    let t0 = agentcol_loadgen::process_cpu_time();
     let mut n = 0usize;
     for b in &bodies {
         n += prepare(b, &mut known)?.len();
     }
-    let prep = cpu_now() - t0;
+    let prep = agentcol_loadgen::process_cpu_time() - t0;
 
     // The whole path, into a fresh file.
     let dir = std::env::temp_dir().join(format!("agentcol-lean-path-{}", std::process::id()));
@@ -227,7 +207,7 @@ fn main() -> Result<()> {
     let mut c = open(&path)?;
     let mut known = HashSet::new();
     let mut bytes = 0usize;
-    let t0 = cpu_now();
+    let t0 = agentcol_loadgen::process_cpu_time();
     let mut stored = 0usize;
     for b in &bodies {
         let rows = prepare(b, &mut known)?;
@@ -235,7 +215,7 @@ fn main() -> Result<()> {
         write(&mut c, &rows)?;
         stored += rows.len();
     }
-    let whole = cpu_now() - t0;
+    let whole = agentcol_loadgen::process_cpu_time() - t0;
     let count: i64 = c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
     drop(c);
     let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
