@@ -128,6 +128,14 @@ pub(crate) struct Batch {
     order: Vec<EventKey>,
     aliases: HashMap<AliasId, String>,
     alias_order: Vec<AliasId>,
+    /// The aliases this batch's observations declare, found before any is staged (first
+    /// declaration in input order): a provisional observation whose alias is declared later in
+    /// the same request is re-keyed on arrival instead of being staged under its provisional
+    /// key and moved when the declaration comes. Only consulted for an alias not known yet,
+    /// and only while no state waits under the alias's provisional keys in the database
+    /// (otherwise a provisional observation must meet that state, or a duplicate would be
+    /// taken for new).
+    declared: HashMap<AliasId, Declared>,
     /// Provisional keys created by this batch, by alias.
     provisional: HashMap<AliasId, Vec<EventKey>>,
     origins: Vec<(i64, Vec<u8>, Arc<ResourceLogs>)>,
@@ -151,6 +159,15 @@ impl Batch {
         }
         self.decisions.push(row);
     }
+}
+
+/// An alias declared somewhere in the batch (see [`Batch::declared`]).
+#[derive(Debug)]
+struct Declared {
+    turn: String,
+    /// The provisional keys in the database waiting for the alias, once read (read at most
+    /// once per batch, shared with [`Engine::declare`]).
+    waiting: Option<Vec<String>>,
 }
 
 /// A staged batch and what must be sent downstream before it may be committed.
@@ -194,6 +211,22 @@ fn trace_hex(v: &serde_json::Value) -> Option<String> {
     let s = v.as_str()?.trim();
     (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0'))
         .then(|| s.to_ascii_lowercase())
+}
+
+/// The alias an observation declares: a record whose own key has a real turn and that carries
+/// the turn's trace id declares `~trace:<hex>` → turn for its session.
+fn declaration(obs: &AgentRecord) -> Option<(AliasId, &str)> {
+    let key = &obs.key;
+    if key.turn().is_empty() || key.has_alias_turn() {
+        return None;
+    }
+    let hex = obs.get(attr::ALIAS_TRACE_ID).and_then(trace_hex)?;
+    let id = AliasId {
+        agent: key.agent().as_str(),
+        session: key.session().to_string(),
+        alias: trace_alias(&hex),
+    };
+    Some((id, key.turn()))
 }
 
 fn tombstone(t: &Tomb, real: &EventKey) -> AgentRecord {
@@ -400,17 +433,36 @@ impl Engine {
         let mut key = obs.key.clone();
         let mut text = Some(obs_text);
         if key.has_alias_turn() {
-            if let Some(turn) = self.alias(b, &AliasId::of(&key))? {
+            let id = AliasId::of(&key);
+            // A known alias wins over one declared in this request (the first declaration is
+            // kept), so the request's declarations are consulted last.
+            let turn = match self.alias(b, &id)? {
+                Some(t) => Some(t),
+                None => match b.declared.get_mut(&id) {
+                    Some(d) => {
+                        if d.waiting.is_none() {
+                            d.waiting = Some(self.store.provisional_keys(&id)?);
+                        }
+                        d.waiting
+                            .as_ref()
+                            .is_some_and(|w| w.is_empty())
+                            .then(|| d.turn.clone())
+                    }
+                    None => None,
+                },
+            };
+            if let Some(turn) = turn {
                 let real = key.with_turn(&turn);
+                let real_text = real.to_string();
                 b.decide(DecisionRow {
-                    key: real.to_string().into(),
+                    key: real_text.as_str().into(),
                     decision: DecisionKind::Rekeyed,
                     revision: None,
                     source,
                     note: Some(format!("from {key}")),
                 });
                 key = real;
-                text = None;
+                text = Some(real_text);
             }
         }
         let entry = self.stage_keyed(b, &key, text)?;
@@ -458,18 +510,8 @@ impl Engine {
             source,
             note: None,
         });
-        // A record whose own key has a real turn and that carries the turn's trace id declares
-        // the alias `~trace:<hex>` → turn for its session.
-        let original = &obs.key;
-        if !original.turn().is_empty() && !original.has_alias_turn() {
-            if let Some(hex) = obs.get(attr::ALIAS_TRACE_ID).and_then(trace_hex) {
-                let id = AliasId {
-                    agent: original.agent().as_str(),
-                    session: original.session().to_string(),
-                    alias: trace_alias(&hex),
-                };
-                self.declare(b, id, original.turn())?;
-            }
+        if let Some((id, turn)) = declaration(&obs) {
+            self.declare(b, id, turn)?;
         }
         if single {
             if let Some(entry) = b.staged.get_mut(&key) {
@@ -502,7 +544,11 @@ impl Engine {
         b.aliases.insert(id.clone(), turn.to_string());
         b.alias_order.push(id.clone());
         let mut provisional: Vec<EventKey> = Vec::new();
-        for text in self.store.provisional_keys(&id)? {
+        let waiting = match b.declared.get_mut(&id).and_then(|d| d.waiting.take()) {
+            Some(w) => w,
+            None => self.store.provisional_keys(&id)?,
+        };
+        for text in waiting {
             match text.parse::<EventKey>() {
                 Ok(k) => provisional.push(k),
                 Err(e) => {
@@ -604,6 +650,9 @@ impl Engine {
     fn ingest_in_read(&mut self, mut logs: Logs, now_ms: i64) -> Result<Prepared, StateError> {
         let mut b = Batch::default();
         let mut slots = Vec::with_capacity(logs.resource_logs.len());
+        // Decoded first, observed after: the aliases the request declares are known before any
+        // of its observations is staged.
+        let mut observations = Vec::new();
         let mut slot = 0usize;
         for ri in 0..logs.resource_logs.len() {
             for si in 0..logs.resource_logs[ri].scope_logs.len() {
@@ -632,7 +681,19 @@ impl Engine {
                                 Some(o) => o,
                                 None => *origin.insert(self.origin_of(&mut b, rl, sl)),
                             };
-                            self.observe(&mut b, r, slot, o)?;
+                            if let Some((id, turn)) = declaration(&r) {
+                                if !b.declared.contains_key(&id) {
+                                    let turn = turn.to_string();
+                                    b.declared.insert(
+                                        id,
+                                        Declared {
+                                            turn,
+                                            waiting: None,
+                                        },
+                                    );
+                                }
+                            }
+                            observations.push((r, slot, o));
                             Slot::Obs
                         }
                     };
@@ -640,6 +701,9 @@ impl Engine {
                     slot += 1;
                 }
             }
+        }
+        for (r, slot, o) in observations {
+            self.observe(&mut b, r, slot, o)?;
         }
         if self.settings.window_ms == 0 {
             self.plan(&mut b, false);
