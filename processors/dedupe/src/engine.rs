@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use agentcol_component::agent::merge::digest;
 use agentcol_component::agent::{
-    attr, trace_alias, Added, AgentRecord, EventKey, Merged, Precedence, RecordError,
+    attr, trace_alias, Added, AgentRecord, EventKey, Merged, Precedence, RecordError, Source,
 };
 use agentcol_component::opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
@@ -94,9 +94,30 @@ struct Staged {
     /// A key created by this batch from one observation: that observation (under the key),
     /// from which its first emission is made without going through `Merged::to_record`.
     first: Option<AgentRecord>,
+    /// A key created by this batch from one observation (`first`) whose `merged` holds only
+    /// that observation's digest and source: its `fields` part of the stored form, encoded
+    /// straight from the observation ([`codec::fields_of`]), stands for `merged.fields`, which
+    /// is never filled in unless something needs the whole event ([`Staged::materialize`]).
+    /// Most keys of a live session are seen once per request, and building, encoding and
+    /// dropping their `Merged` was a third of the cost of a new key.
+    lazy: Option<Vec<u8>>,
 }
 
 impl Staged {
+    /// Fills in `merged.fields` of a lazy state (from `first`, which a lazy state always has).
+    fn materialize(&mut self, precedence: &Precedence) {
+        if self.lazy.take().is_none() {
+            return;
+        }
+        debug_assert!(self.first.is_some(), "a lazy state without its observation");
+        if let (Some(st), Some(obs)) = (self.state.as_mut(), self.first.as_ref()) {
+            if let Some(d) = st.merged.digests.pop_first() {
+                st.merged.sources.clear();
+                st.merged.add_with_digest(obs, d, precedence);
+            }
+        }
+    }
+
     /// Records that the key was touched at `slot`; true the first time (the caller then appends
     /// it to the batch's order).
     fn touch(&mut self, slot: Option<usize>) -> bool {
@@ -346,6 +367,7 @@ impl Engine {
                     touched: false,
                     slot: None,
                     first: None,
+                    lazy: None,
                 },
             );
         }
@@ -470,10 +492,33 @@ impl Engine {
         let precedence = &self.settings.precedence;
         let attach = self.settings.attach;
         let created = entry.state.is_none();
+        // The one case of a lazy state: a new key, its first observation, with a source.
+        let single = created && obs.source.is_some();
+        if !created {
+            // A second observation of the key: its whole event is needed.
+            entry.materialize(precedence);
+            entry.first = None;
+        }
         let st = entry
             .state
             .get_or_insert_with(|| KeyState::new(Merged::new(key.clone()), Some(origin)));
-        let added = st.merged.add_with_digest(&obs, d, precedence);
+        let added = if single {
+            let src = obs.source.unwrap_or(Source::Otlp);
+            let rank = precedence.rank(key.agent(), src);
+            let fields = codec::fields_of(&obs, rank);
+            #[cfg(debug_assertions)]
+            {
+                let mut m = Merged::new(key.clone());
+                m.add_with_digest(&obs, d.clone(), precedence);
+                debug_assert_eq!(fields, codec::fields(&m), "fields_of of {key}");
+            }
+            st.merged.digests.insert(d);
+            st.merged.sources.insert(src);
+            entry.lazy = Some(fields);
+            Added::New { changed: true }
+        } else {
+            st.merged.add_with_digest(&obs, d, precedence)
+        };
         let revision = Some(st.merged.revision());
         let decision = match added {
             Added::Duplicate => DecisionKind::Duplicate,
@@ -490,10 +535,6 @@ impl Engine {
             }
         };
         let text = entry.text.clone();
-        let single = created && matches!(added, Added::New { .. }) && obs.source.is_some();
-        if !single {
-            entry.first = None;
-        }
         if first_touch {
             b.order.push(key.clone());
         }
@@ -510,21 +551,39 @@ impl Engine {
             source,
             note: None,
         });
-        if let Some((id, turn)) = declaration(&obs) {
-            self.declare(b, id, turn)?;
-        }
+        let Some((id, turn)) = declaration(&obs) else {
+            if single {
+                if let Some(entry) = b.staged.get_mut(&key) {
+                    let mut obs = obs;
+                    obs.key = key;
+                    entry.first = Some(obs);
+                }
+            }
+            return Ok(());
+        };
+        let turn = turn.to_string();
         if single {
+            // In place before the declaration: folding provisional state into this key (if
+            // the alias resolves to it) materializes its lazy state from it.
+            if let Some(entry) = b.staged.get_mut(&key) {
+                let mut obs = obs;
+                obs.key = key.clone();
+                entry.first = Some(obs);
+            }
+        }
+        self.declare(b, id, &turn)?;
+        if single {
+            let precedence = &self.settings.precedence;
             if let Some(entry) = b.staged.get_mut(&key) {
                 // Still the key's only observation (an alias this observation declared may
-                // have folded provisional state into the key).
-                if entry
+                // have folded provisional state into the key)?
+                if !entry
                     .state
                     .as_ref()
                     .is_some_and(|st| st.merged.digests.len() == 1)
                 {
-                    let mut obs = obs;
-                    obs.key = key;
-                    entry.first = Some(obs);
+                    entry.materialize(precedence);
+                    entry.first = None;
                 }
             }
         }
@@ -562,7 +621,9 @@ impl Engine {
         provisional.sort();
         provisional.dedup();
         for p in provisional {
+            let precedence = self.settings.precedence.clone();
             let pentry = self.stage(b, &p)?;
+            pentry.materialize(&precedence);
             let Some(ps) = pentry.state.take() else {
                 continue;
             };
@@ -584,6 +645,7 @@ impl Engine {
             });
             let pdue = ps.due_ms;
             let rentry = self.stage(b, &real)?;
+            rentry.materialize(&precedence);
             let fresh = rentry.state.is_none() && ps.emitted.is_none();
             let mut rs = match rentry.state.take() {
                 None => KeyState {
@@ -755,10 +817,20 @@ impl Engine {
     /// ones taken by the flush task; those owing nothing have their mark cleared.
     fn plan(&mut self, b: &mut Batch, flush: bool) {
         let attach = self.settings.attach;
+        let precedence = &self.settings.precedence;
         for key in &b.order {
             let Some(s) = b.staged.get_mut(key) else {
                 continue;
             };
+            // The first emission of a key made of one observation is that observation; any
+            // other emission needs the whole event.
+            let fast = s.first.is_some()
+                && s.state
+                    .as_ref()
+                    .is_some_and(|st| st.emitted.is_none() && st.merged.digests.len() == 1);
+            if !fast {
+                s.materialize(precedence);
+            }
             let Some(st) = s.state.as_mut() else {
                 continue;
             };
@@ -776,13 +848,23 @@ impl Engine {
             let new_revision = st.has_new_revision();
             let mut source = None;
             if new_revision {
-                let mut r = match s.first.take() {
-                    Some(obs) if st.emitted.is_none() && st.merged.digests.len() == 1 => {
-                        single_record(obs)
+                #[cfg(debug_assertions)]
+                let expected = {
+                    let mut m = st.merged.clone();
+                    if let (Some(_), Some(obs)) = (&s.lazy, &s.first) {
+                        if let Some(d) = m.digests.pop_first() {
+                            m.sources.clear();
+                            m.add_with_digest(obs, d, precedence);
+                        }
                     }
+                    m.to_record()
+                };
+                let mut r = match s.first.take() {
+                    Some(obs) if fast => single_record(obs),
                     _ => st.merged.to_record(),
                 };
-                debug_assert_eq!(r, st.merged.to_record());
+                #[cfg(debug_assertions)]
+                debug_assert_eq!(r, expected);
                 source = r.source.map(|s| s.as_str());
                 if attach {
                     r.observations = std::mem::take(&mut st.unsent);
@@ -949,7 +1031,7 @@ impl Engine {
                 s.blob = s
                     .state
                     .as_ref()
-                    .map(|st| codec::encode(st).into_boxed_slice());
+                    .map(|st| codec::encode_with(st, s.lazy.as_deref()).into_boxed_slice());
             }
         }
         let locs: Vec<Loc>;
