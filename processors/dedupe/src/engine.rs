@@ -148,7 +148,9 @@ pub(crate) struct Batch {
     /// Touched keys, in first-touch order.
     order: Vec<EventKey>,
     aliases: HashMap<AliasId, String>,
-    alias_order: Vec<AliasId>,
+    /// Declared aliases in order, each with whether the database had provisional keys waiting
+    /// for it (their index rows are then deleted at commit).
+    alias_order: Vec<(AliasId, bool)>,
     /// The aliases this batch's observations declare, found before any is staged (first
     /// declaration in input order): a provisional observation whose alias is declared later in
     /// the same request is re-keyed on arrival instead of being staged under its provisional
@@ -481,7 +483,7 @@ impl Engine {
                     decision: DecisionKind::Rekeyed,
                     revision: None,
                     source,
-                    note: Some(format!("from {key}")),
+                    note: Some(format!("from {}", text.as_deref().unwrap_or_default())),
                 });
                 key = real;
                 text = Some(real_text);
@@ -601,12 +603,12 @@ impl Engine {
             None => {}
         }
         b.aliases.insert(id.clone(), turn.to_string());
-        b.alias_order.push(id.clone());
         let mut provisional: Vec<EventKey> = Vec::new();
         let waiting = match b.declared.get_mut(&id).and_then(|d| d.waiting.take()) {
             Some(w) => w,
             None => self.store.provisional_keys(&id)?,
         };
+        b.alias_order.push((id.clone(), !waiting.is_empty()));
         for text in waiting {
             match text.parse::<EventKey>() {
                 Ok(k) => provisional.push(k),
@@ -1060,9 +1062,9 @@ impl Engine {
                     _ => w.deletes.push((&s.text, s.id, s.loc)),
                 }
             }
-            for id in &b.alias_order {
+            for (id, waiting) in &b.alias_order {
                 if let Some(turn) = b.aliases.get(id) {
-                    w.aliases.push((id, turn));
+                    w.aliases.push((id, turn, *waiting));
                 }
             }
             for (id, keys) in &b.provisional {

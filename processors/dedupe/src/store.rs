@@ -331,7 +331,8 @@ pub(crate) struct Write<'a> {
     pub upserts: Vec<Upsert<'a>>,
     /// (text, id, where).
     pub deletes: Vec<(&'a str, i64, Loc)>,
-    pub aliases: Vec<(&'a AliasId, &'a str)>,
+    /// (alias, turn, whether `provisional` may hold keys waiting for it, to be deleted).
+    pub aliases: Vec<(&'a AliasId, &'a str, bool)>,
     pub provisional: Vec<(AliasId, &'a str)>,
     pub origins: Vec<(i64, &'a [u8])>,
     pub decisions: &'a [DecisionRow],
@@ -850,9 +851,11 @@ impl Store {
                 let mut unprov = tx.prepare_cached(
                     "DELETE FROM provisional WHERE agent = ?1 AND session = ?2 AND alias = ?3",
                 )?;
-                for (id, turn) in &w.aliases {
+                for (id, turn, waiting) in &w.aliases {
                     al.execute(params![id.agent, id.session, id.alias, turn])?;
-                    unprov.execute(params![id.agent, id.session, id.alias])?;
+                    if *waiting {
+                        unprov.execute(params![id.agent, id.session, id.alias])?;
+                    }
                 }
                 let mut prov = tx.prepare_cached(
                     "INSERT OR IGNORE INTO provisional (agent, session, alias, key) VALUES (?1, ?2, ?3, ?4)",
