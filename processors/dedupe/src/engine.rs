@@ -579,10 +579,10 @@ impl Engine {
             if let Some(entry) = b.staged.get_mut(&key) {
                 // Still the key's only observation (an alias this observation declared may
                 // have folded provisional state into the key)?
-                if !entry
+                if entry
                     .state
                     .as_ref()
-                    .is_some_and(|st| st.merged.digests.len() == 1)
+                    .is_none_or(|st| st.merged.digests.len() != 1)
                 {
                     entry.materialize(precedence);
                     entry.first = None;
@@ -746,16 +746,10 @@ impl Engine {
                                 None => *origin.insert(self.origin_of(&mut b, rl, sl)),
                             };
                             if let Some((id, turn)) = declaration(&r) {
-                                if !b.declared.contains_key(&id) {
-                                    let turn = turn.to_string();
-                                    b.declared.insert(
-                                        id,
-                                        Declared {
-                                            turn,
-                                            waiting: None,
-                                        },
-                                    );
-                                }
+                                b.declared.entry(id).or_insert_with(|| Declared {
+                                    turn: turn.to_string(),
+                                    waiting: None,
+                                });
                             }
                             observations.push((r, slot, o));
                             Slot::Obs
