@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use agentcol_component::agent::merge::Field;
-use agentcol_component::agent::{EventKey, Merged, Source};
+use agentcol_component::agent::{AgentRecord, EventKey, Merged, Source};
 use serde_json::Value as Json;
 
 use crate::store::{DecisionKind, DecisionRow, KeyState, Tomb};
@@ -208,6 +208,12 @@ fn digest_text(b: &[u8]) -> String {
 
 /// Encodes everything of a key's state but the key, `pending` and `due_ms`.
 pub(crate) fn encode(st: &KeyState) -> Vec<u8> {
+    encode_with(st, None)
+}
+
+/// [`encode`], with the `fields` part already encoded when `fields` is given ([`fields_of`]:
+/// a state whose `merged.fields` was never filled in).
+pub(crate) fn encode_with(st: &KeyState, fields: Option<&[u8]>) -> Vec<u8> {
     let m = &st.merged;
     let mut out = Vec::with_capacity(256);
     out.push(FORMAT);
@@ -233,12 +239,9 @@ pub(crate) fn encode(st: &KeyState) -> Vec<u8> {
     for (d, _) in &other {
         string(&mut out, d);
     }
-    varint(&mut out, m.fields.len() as u64);
-    for (n, f) in &m.fields {
-        name(&mut out, n);
-        varint(&mut out, f.rank as u64);
-        out.push(source_id(f.source));
-        value(&mut out, &f.value);
+    match fields {
+        Some(f) => out.extend_from_slice(f),
+        None => merged_fields(&mut out, m),
     }
     varint(&mut out, st.unsent.len() as u64);
     for u in &st.unsent {
@@ -250,6 +253,87 @@ pub(crate) fn encode(st: &KeyState) -> Vec<u8> {
         varint(&mut out, t.revision);
         varint(&mut out, t.time);
     }
+    out
+}
+
+fn merged_fields(out: &mut Vec<u8>, m: &Merged) {
+    varint(out, m.fields.len() as u64);
+    for (n, f) in &m.fields {
+        name(out, n);
+        varint(out, f.rank as u64);
+        out.push(source_id(f.source));
+        value(out, &f.value);
+    }
+}
+
+/// The `fields` part of [`encode`] for the `fields` of `Merged::add` of `obs` into an empty
+/// event with `rank` for its source, straight from the observation (no `Field`s, names or
+/// value copies). Byte-identical to encoding that `Merged` (checked by the debug build on every
+/// use, and by a test).
+pub(crate) fn fields_of(obs: &AgentRecord, rank: u32) -> Vec<u8> {
+    let source = source_id(obs.source.unwrap_or(Source::Otlp));
+    let mut out = Vec::with_capacity(64 + obs.body.as_str().map_or(0, str::len));
+    let n = 1
+        + (obs.time_unix_nano != 0) as usize
+        + !obs.trace_id.is_empty() as usize
+        + !obs.span_id.is_empty() as usize
+        + !obs.body.is_null() as usize
+        + obs.attributes.len();
+    varint(&mut out, n as u64);
+    let head = |out: &mut Vec<u8>, n: usize| {
+        varint(out, n as u64);
+        varint(out, rank as u64);
+        out.push(source);
+    };
+    // The order of `Merged::fields` (a BTreeMap): every `a:<attribute>` (in attribute order),
+    // then `body`, `name`, `span_id`, `time`, `trace_id`.
+    for (k, v) in &obs.attributes {
+        match NAMES
+            .iter()
+            .position(|x| x.strip_prefix("a:") == Some(k.as_str()))
+        {
+            Some(i) => varint(&mut out, i as u64 + 1),
+            None => {
+                out.push(0);
+                varint(&mut out, k.len() as u64 + 2);
+                out.extend_from_slice(b"a:");
+                out.extend_from_slice(k.as_bytes());
+            }
+        }
+        varint(&mut out, rank as u64);
+        out.push(source);
+        value(&mut out, v);
+    }
+    if !obs.body.is_null() {
+        head(&mut out, 5);
+        value(&mut out, &obs.body);
+    }
+    head(&mut out, 1);
+    out.push(6);
+    string(&mut out, &obs.name);
+    if !obs.span_id.is_empty() {
+        head(&mut out, 4);
+        out.push(6);
+        string(&mut out, &obs.span_id);
+    }
+    if obs.time_unix_nano != 0 {
+        head(&mut out, 2);
+        out.push(3);
+        varint(&mut out, obs.time_unix_nano);
+    }
+    if !obs.trace_id.is_empty() {
+        head(&mut out, 3);
+        out.push(6);
+        string(&mut out, &obs.trace_id);
+    }
+    out
+}
+
+/// The `fields` part of [`encode`] of `m` (to check [`fields_of`]).
+#[cfg(any(test, debug_assertions))]
+pub(crate) fn fields(m: &Merged) -> Vec<u8> {
+    let mut out = Vec::new();
+    merged_fields(&mut out, m);
     out
 }
 

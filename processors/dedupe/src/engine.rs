@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use agentcol_component::agent::merge::digest;
 use agentcol_component::agent::{
-    attr, trace_alias, Added, AgentRecord, EventKey, Merged, Precedence, RecordError,
+    attr, trace_alias, Added, AgentRecord, EventKey, Merged, Precedence, RecordError, Source,
 };
 use agentcol_component::opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
@@ -94,9 +94,30 @@ struct Staged {
     /// A key created by this batch from one observation: that observation (under the key),
     /// from which its first emission is made without going through `Merged::to_record`.
     first: Option<AgentRecord>,
+    /// A key created by this batch from one observation (`first`) whose `merged` holds only
+    /// that observation's digest and source: its `fields` part of the stored form, encoded
+    /// straight from the observation ([`codec::fields_of`]), stands for `merged.fields`, which
+    /// is never filled in unless something needs the whole event ([`Staged::materialize`]).
+    /// Most keys of a live session are seen once per request, and building, encoding and
+    /// dropping their `Merged` was a third of the cost of a new key.
+    lazy: Option<Vec<u8>>,
 }
 
 impl Staged {
+    /// Fills in `merged.fields` of a lazy state (from `first`, which a lazy state always has).
+    fn materialize(&mut self, precedence: &Precedence) {
+        if self.lazy.take().is_none() {
+            return;
+        }
+        debug_assert!(self.first.is_some(), "a lazy state without its observation");
+        if let (Some(st), Some(obs)) = (self.state.as_mut(), self.first.as_ref()) {
+            if let Some(d) = st.merged.digests.pop_first() {
+                st.merged.sources.clear();
+                st.merged.add_with_digest(obs, d, precedence);
+            }
+        }
+    }
+
     /// Records that the key was touched at `slot`; true the first time (the caller then appends
     /// it to the batch's order).
     fn touch(&mut self, slot: Option<usize>) -> bool {
@@ -127,7 +148,17 @@ pub(crate) struct Batch {
     /// Touched keys, in first-touch order.
     order: Vec<EventKey>,
     aliases: HashMap<AliasId, String>,
-    alias_order: Vec<AliasId>,
+    /// Declared aliases in order, each with whether the database had provisional keys waiting
+    /// for it (their index rows are then deleted at commit).
+    alias_order: Vec<(AliasId, bool)>,
+    /// The aliases this batch's observations declare, found before any is staged (first
+    /// declaration in input order): a provisional observation whose alias is declared later in
+    /// the same request is re-keyed on arrival instead of being staged under its provisional
+    /// key and moved when the declaration comes. Only consulted for an alias not known yet,
+    /// and only while no state waits under the alias's provisional keys in the database
+    /// (otherwise a provisional observation must meet that state, or a duplicate would be
+    /// taken for new).
+    declared: HashMap<AliasId, Declared>,
     /// Provisional keys created by this batch, by alias.
     provisional: HashMap<AliasId, Vec<EventKey>>,
     origins: Vec<(i64, Vec<u8>, Arc<ResourceLogs>)>,
@@ -151,6 +182,15 @@ impl Batch {
         }
         self.decisions.push(row);
     }
+}
+
+/// An alias declared somewhere in the batch (see [`Batch::declared`]).
+#[derive(Debug)]
+struct Declared {
+    turn: String,
+    /// The provisional keys in the database waiting for the alias, once read (read at most
+    /// once per batch, shared with [`Engine::declare`]).
+    waiting: Option<Vec<String>>,
 }
 
 /// A staged batch and what must be sent downstream before it may be committed.
@@ -194,6 +234,22 @@ fn trace_hex(v: &serde_json::Value) -> Option<String> {
     let s = v.as_str()?.trim();
     (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0'))
         .then(|| s.to_ascii_lowercase())
+}
+
+/// The alias an observation declares: a record whose own key has a real turn and that carries
+/// the turn's trace id declares `~trace:<hex>` → turn for its session.
+fn declaration(obs: &AgentRecord) -> Option<(AliasId, &str)> {
+    let key = &obs.key;
+    if key.turn().is_empty() || key.has_alias_turn() {
+        return None;
+    }
+    let hex = obs.get(attr::ALIAS_TRACE_ID).and_then(trace_hex)?;
+    let id = AliasId {
+        agent: key.agent().as_str(),
+        session: key.session().to_string(),
+        alias: trace_alias(&hex),
+    };
+    Some((id, key.turn()))
 }
 
 fn tombstone(t: &Tomb, real: &EventKey) -> AgentRecord {
@@ -313,6 +369,7 @@ impl Engine {
                     touched: false,
                     slot: None,
                     first: None,
+                    lazy: None,
                 },
             );
         }
@@ -400,17 +457,36 @@ impl Engine {
         let mut key = obs.key.clone();
         let mut text = Some(obs_text);
         if key.has_alias_turn() {
-            if let Some(turn) = self.alias(b, &AliasId::of(&key))? {
+            let id = AliasId::of(&key);
+            // A known alias wins over one declared in this request (the first declaration is
+            // kept), so the request's declarations are consulted last.
+            let turn = match self.alias(b, &id)? {
+                Some(t) => Some(t),
+                None => match b.declared.get_mut(&id) {
+                    Some(d) => {
+                        if d.waiting.is_none() {
+                            d.waiting = Some(self.store.provisional_keys(&id)?);
+                        }
+                        d.waiting
+                            .as_ref()
+                            .is_some_and(|w| w.is_empty())
+                            .then(|| d.turn.clone())
+                    }
+                    None => None,
+                },
+            };
+            if let Some(turn) = turn {
                 let real = key.with_turn(&turn);
+                let real_text = real.to_string();
                 b.decide(DecisionRow {
-                    key: real.to_string().into(),
+                    key: real_text.as_str().into(),
                     decision: DecisionKind::Rekeyed,
                     revision: None,
                     source,
-                    note: Some(format!("from {key}")),
+                    note: Some(format!("from {}", text.as_deref().unwrap_or_default())),
                 });
                 key = real;
-                text = None;
+                text = Some(real_text);
             }
         }
         let entry = self.stage_keyed(b, &key, text)?;
@@ -418,10 +494,33 @@ impl Engine {
         let precedence = &self.settings.precedence;
         let attach = self.settings.attach;
         let created = entry.state.is_none();
+        // The one case of a lazy state: a new key, its first observation, with a source.
+        let single = created && obs.source.is_some();
+        if !created {
+            // A second observation of the key: its whole event is needed.
+            entry.materialize(precedence);
+            entry.first = None;
+        }
         let st = entry
             .state
             .get_or_insert_with(|| KeyState::new(Merged::new(key.clone()), Some(origin)));
-        let added = st.merged.add_with_digest(&obs, d, precedence);
+        let added = if single {
+            let src = obs.source.unwrap_or(Source::Otlp);
+            let rank = precedence.rank(key.agent(), src);
+            let fields = codec::fields_of(&obs, rank);
+            #[cfg(debug_assertions)]
+            {
+                let mut m = Merged::new(key.clone());
+                m.add_with_digest(&obs, d.clone(), precedence);
+                debug_assert_eq!(fields, codec::fields(&m), "fields_of of {key}");
+            }
+            st.merged.digests.insert(d);
+            st.merged.sources.insert(src);
+            entry.lazy = Some(fields);
+            Added::New { changed: true }
+        } else {
+            st.merged.add_with_digest(&obs, d, precedence)
+        };
         let revision = Some(st.merged.revision());
         let decision = match added {
             Added::Duplicate => DecisionKind::Duplicate,
@@ -438,10 +537,6 @@ impl Engine {
             }
         };
         let text = entry.text.clone();
-        let single = created && matches!(added, Added::New { .. }) && obs.source.is_some();
-        if !single {
-            entry.first = None;
-        }
         if first_touch {
             b.order.push(key.clone());
         }
@@ -458,31 +553,39 @@ impl Engine {
             source,
             note: None,
         });
-        // A record whose own key has a real turn and that carries the turn's trace id declares
-        // the alias `~trace:<hex>` → turn for its session.
-        let original = &obs.key;
-        if !original.turn().is_empty() && !original.has_alias_turn() {
-            if let Some(hex) = obs.get(attr::ALIAS_TRACE_ID).and_then(trace_hex) {
-                let id = AliasId {
-                    agent: original.agent().as_str(),
-                    session: original.session().to_string(),
-                    alias: trace_alias(&hex),
-                };
-                self.declare(b, id, original.turn())?;
-            }
-        }
-        if single {
-            if let Some(entry) = b.staged.get_mut(&key) {
-                // Still the key's only observation (an alias this observation declared may
-                // have folded provisional state into the key).
-                if entry
-                    .state
-                    .as_ref()
-                    .is_some_and(|st| st.merged.digests.len() == 1)
-                {
+        let Some((id, turn)) = declaration(&obs) else {
+            if single {
+                if let Some(entry) = b.staged.get_mut(&key) {
                     let mut obs = obs;
                     obs.key = key;
                     entry.first = Some(obs);
+                }
+            }
+            return Ok(());
+        };
+        let turn = turn.to_string();
+        if single {
+            // In place before the declaration: folding provisional state into this key (if
+            // the alias resolves to it) materializes its lazy state from it.
+            if let Some(entry) = b.staged.get_mut(&key) {
+                let mut obs = obs;
+                obs.key = key.clone();
+                entry.first = Some(obs);
+            }
+        }
+        self.declare(b, id, &turn)?;
+        if single {
+            let precedence = &self.settings.precedence;
+            if let Some(entry) = b.staged.get_mut(&key) {
+                // Still the key's only observation (an alias this observation declared may
+                // have folded provisional state into the key)?
+                if entry
+                    .state
+                    .as_ref()
+                    .is_none_or(|st| st.merged.digests.len() != 1)
+                {
+                    entry.materialize(precedence);
+                    entry.first = None;
                 }
             }
         }
@@ -500,9 +603,13 @@ impl Engine {
             None => {}
         }
         b.aliases.insert(id.clone(), turn.to_string());
-        b.alias_order.push(id.clone());
         let mut provisional: Vec<EventKey> = Vec::new();
-        for text in self.store.provisional_keys(&id)? {
+        let waiting = match b.declared.get_mut(&id).and_then(|d| d.waiting.take()) {
+            Some(w) => w,
+            None => self.store.provisional_keys(&id)?,
+        };
+        b.alias_order.push((id.clone(), !waiting.is_empty()));
+        for text in waiting {
             match text.parse::<EventKey>() {
                 Ok(k) => provisional.push(k),
                 Err(e) => {
@@ -516,7 +623,9 @@ impl Engine {
         provisional.sort();
         provisional.dedup();
         for p in provisional {
+            let precedence = self.settings.precedence.clone();
             let pentry = self.stage(b, &p)?;
+            pentry.materialize(&precedence);
             let Some(ps) = pentry.state.take() else {
                 continue;
             };
@@ -538,6 +647,7 @@ impl Engine {
             });
             let pdue = ps.due_ms;
             let rentry = self.stage(b, &real)?;
+            rentry.materialize(&precedence);
             let fresh = rentry.state.is_none() && ps.emitted.is_none();
             let mut rs = match rentry.state.take() {
                 None => KeyState {
@@ -604,6 +714,9 @@ impl Engine {
     fn ingest_in_read(&mut self, mut logs: Logs, now_ms: i64) -> Result<Prepared, StateError> {
         let mut b = Batch::default();
         let mut slots = Vec::with_capacity(logs.resource_logs.len());
+        // Decoded first, observed after: the aliases the request declares are known before any
+        // of its observations is staged.
+        let mut observations = Vec::new();
         let mut slot = 0usize;
         for ri in 0..logs.resource_logs.len() {
             for si in 0..logs.resource_logs[ri].scope_logs.len() {
@@ -632,7 +745,13 @@ impl Engine {
                                 Some(o) => o,
                                 None => *origin.insert(self.origin_of(&mut b, rl, sl)),
                             };
-                            self.observe(&mut b, r, slot, o)?;
+                            if let Some((id, turn)) = declaration(&r) {
+                                b.declared.entry(id).or_insert_with(|| Declared {
+                                    turn: turn.to_string(),
+                                    waiting: None,
+                                });
+                            }
+                            observations.push((r, slot, o));
                             Slot::Obs
                         }
                     };
@@ -640,6 +759,9 @@ impl Engine {
                     slot += 1;
                 }
             }
+        }
+        for (r, slot, o) in observations {
+            self.observe(&mut b, r, slot, o)?;
         }
         if self.settings.window_ms == 0 {
             self.plan(&mut b, false);
@@ -691,10 +813,20 @@ impl Engine {
     /// ones taken by the flush task; those owing nothing have their mark cleared.
     fn plan(&mut self, b: &mut Batch, flush: bool) {
         let attach = self.settings.attach;
+        let precedence = &self.settings.precedence;
         for key in &b.order {
             let Some(s) = b.staged.get_mut(key) else {
                 continue;
             };
+            // The first emission of a key made of one observation is that observation; any
+            // other emission needs the whole event.
+            let fast = s.first.is_some()
+                && s.state
+                    .as_ref()
+                    .is_some_and(|st| st.emitted.is_none() && st.merged.digests.len() == 1);
+            if !fast {
+                s.materialize(precedence);
+            }
             let Some(st) = s.state.as_mut() else {
                 continue;
             };
@@ -712,13 +844,23 @@ impl Engine {
             let new_revision = st.has_new_revision();
             let mut source = None;
             if new_revision {
-                let mut r = match s.first.take() {
-                    Some(obs) if st.emitted.is_none() && st.merged.digests.len() == 1 => {
-                        single_record(obs)
+                #[cfg(debug_assertions)]
+                let expected = {
+                    let mut m = st.merged.clone();
+                    if let (Some(_), Some(obs)) = (&s.lazy, &s.first) {
+                        if let Some(d) = m.digests.pop_first() {
+                            m.sources.clear();
+                            m.add_with_digest(obs, d, precedence);
+                        }
                     }
+                    m.to_record()
+                };
+                let mut r = match s.first.take() {
+                    Some(obs) if fast => single_record(obs),
                     _ => st.merged.to_record(),
                 };
-                debug_assert_eq!(r, st.merged.to_record());
+                #[cfg(debug_assertions)]
+                debug_assert_eq!(r, expected);
                 source = r.source.map(|s| s.as_str());
                 if attach {
                     r.observations = std::mem::take(&mut st.unsent);
@@ -885,7 +1027,7 @@ impl Engine {
                 s.blob = s
                     .state
                     .as_ref()
-                    .map(|st| codec::encode(st).into_boxed_slice());
+                    .map(|st| codec::encode_with(st, s.lazy.as_deref()).into_boxed_slice());
             }
         }
         let locs: Vec<Loc>;
@@ -914,9 +1056,9 @@ impl Engine {
                     _ => w.deletes.push((&s.text, s.id, s.loc)),
                 }
             }
-            for id in &b.alias_order {
+            for (id, waiting) in &b.alias_order {
                 if let Some(turn) = b.aliases.get(id) {
-                    w.aliases.push((id, turn));
+                    w.aliases.push((id, turn, *waiting));
                 }
             }
             for (id, keys) in &b.provisional {

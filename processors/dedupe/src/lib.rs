@@ -42,6 +42,7 @@ mod cache;
 mod codec;
 mod config;
 mod engine;
+mod filter;
 mod store;
 
 use std::collections::BTreeSet;

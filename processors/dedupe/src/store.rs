@@ -34,6 +34,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
+use crate::filter::KeyFilter;
 
 /// Schema version written to `PRAGMA user_version`. 1: `keys` by text with the state as JSON
 /// (migrated on open); 2: `keys` by hashed row id with a binary state, `keys_overflow`.
@@ -330,7 +331,8 @@ pub(crate) struct Write<'a> {
     pub upserts: Vec<Upsert<'a>>,
     /// (text, id, where).
     pub deletes: Vec<(&'a str, i64, Loc)>,
-    pub aliases: Vec<(&'a AliasId, &'a str)>,
+    /// (alias, turn, whether `provisional` may hold keys waiting for it, to be deleted).
+    pub aliases: Vec<(&'a AliasId, &'a str, bool)>,
     pub provisional: Vec<(AliasId, &'a str)>,
     pub origins: Vec<(i64, &'a [u8])>,
     pub decisions: &'a [DecisionRow],
@@ -347,6 +349,9 @@ pub(crate) struct Store {
     /// Rows in `keys_overflow`: while 0 (always, but for a 64-bit hash collision), a key that
     /// is not at its id in `keys` is known to be absent without a second lookup.
     overflow: u64,
+    /// Every row id a key may hold ([`KeyFilter`]): a key whose id it has never seen is absent
+    /// without a lookup.
+    known: KeyFilter,
 }
 
 impl fmt::Debug for Store {
@@ -433,6 +438,7 @@ impl Store {
             decisions_kept,
             next_seq: 1,
             overflow: 0,
+            known: KeyFilter::with_capacity(0),
         };
         store.init()?;
         Ok(store)
@@ -501,7 +507,29 @@ impl Store {
             .query_row("SELECT COUNT(*) FROM keys_overflow", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         self.overflow = overflow.max(0) as u64;
+        self.known = self.build_filter(0).map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// A filter of every id in `keys` and every id of a text in `keys_overflow` (an overflow
+    /// row's id may no longer be in `keys`), with room for twice as many and at least
+    /// `min_keys`.
+    fn build_filter(&self, min_keys: u64) -> Result<KeyFilter, rusqlite::Error> {
+        let c = &self.conn;
+        let n: i64 = c.query_row("SELECT COUNT(*) FROM keys", [], |r| r.get(0))?;
+        let mut f = KeyFilter::with_capacity((n.max(0) as u64).saturating_mul(2).max(min_keys));
+        let mut st = c.prepare("SELECT id FROM keys")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            f.insert(r.get(0)?);
+        }
+        let mut st = c.prepare("SELECT key FROM keys_overflow")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let text: String = r.get(0)?;
+            f.insert(codec::key_id(&text));
+        }
+        Ok(f)
     }
 
     /// Schema 1 → 2: every `keys` row (state as JSON, by text) is rewritten in the binary form
@@ -591,6 +619,9 @@ impl Store {
         let get = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         };
+        if !self.known.may_contain(id) {
+            return Ok(None);
+        }
         let mut found: Option<(Loc, Row)> = None;
         let primary = self
             .conn
@@ -759,6 +790,12 @@ impl Store {
         let kept = w.decisions.len().min(self.decisions_kept);
         let skipped = w.decisions.len() - kept;
         let mut new_overflow = self.overflow;
+        // Before the transaction: whatever becomes of it, a written row is never "absent".
+        for u in &w.upserts {
+            if u.loc == Loc::New {
+                self.known.insert(u.id);
+            }
+        }
         let result: Result<(), rusqlite::Error> = (|| {
             let tx = self.conn.transaction()?;
             {
@@ -814,9 +851,11 @@ impl Store {
                 let mut unprov = tx.prepare_cached(
                     "DELETE FROM provisional WHERE agent = ?1 AND session = ?2 AND alias = ?3",
                 )?;
-                for (id, turn) in &w.aliases {
+                for (id, turn, waiting) in &w.aliases {
                     al.execute(params![id.agent, id.session, id.alias, turn])?;
-                    unprov.execute(params![id.agent, id.session, id.alias])?;
+                    if *waiting {
+                        unprov.execute(params![id.agent, id.session, id.alias])?;
+                    }
                 }
                 let mut prov = tx.prepare_cached(
                     "INSERT OR IGNORE INTO provisional (agent, session, alias, key) VALUES (?1, ?2, ?3, ?4)",
@@ -861,6 +900,16 @@ impl Store {
         result.map_err(|e| self.err(e))?;
         self.overflow = new_overflow;
         self.next_seq = first_seq + w.decisions.len() as u64;
+        if self.known.wants_rebuild() {
+            // Full: rebuilt from the file at twice the size. If that fails, the old filter is
+            // still right, only less selective.
+            match self.build_filter(self.known.capacity().saturating_mul(2)) {
+                Ok(f) => self.known = f,
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "rebuilding the dedupe key filter failed")
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -745,3 +745,50 @@ async fn a_relative_state_path_is_under_the_root() {
         .unwrap();
     assert_eq!(p.state_path(), dir.path().join("custom/d.db"));
 }
+
+#[tokio::test]
+async fn a_provisional_repeat_in_the_request_that_declares_its_alias_is_a_duplicate() {
+    // The provisional observation is stored under its provisional key (alias unknown); a later
+    // request repeats it before declaring the alias. It must meet that state (a duplicate),
+    // not be re-keyed on arrival as if it were new, and the state then moves as usual.
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let rec = Recorder::new();
+    let p = processor(&h, &DedupeConfig::default(), rec.clone());
+    p.consume(logs_of(&[provisional_result("a\nb")]))
+        .await
+        .unwrap();
+    let provisional = rec.records()[0].key.clone();
+    rec.clear();
+    p.consume(logs_of(&[provisional_result("a\nb"), declaration()]))
+        .await
+        .unwrap();
+    assert_eq!(counter(&h, "duplicate"), 1);
+    let out = rec.records();
+    let real = out
+        .iter()
+        .find(|r| r.key == provisional.with_turn(TURN))
+        .unwrap();
+    assert_eq!(real.revision, Some(0));
+    assert!(
+        real.observations.is_empty(),
+        "archived once, under the provisional key"
+    );
+    assert!(out.iter().any(|r| r.is_tombstone() && r.key == provisional));
+
+    // A new provisional observation in a request that declares its alias goes straight to the
+    // real key: no provisional state, nothing to tombstone.
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let rec = Recorder::new();
+    let p = processor(&h, &DedupeConfig::default(), rec.clone());
+    p.consume(logs_of(&[provisional_result("a\nb"), declaration()]))
+        .await
+        .unwrap();
+    assert_eq!(counter(&h, "unique"), 2);
+    assert_eq!(counter(&h, "rekeyed"), 1);
+    let out = rec.records();
+    assert_eq!(out[0].key, provisional.with_turn(TURN));
+    assert_eq!(out[0].observations.len(), 1);
+    assert!(out.iter().all(|r| !r.is_tombstone()));
+}
