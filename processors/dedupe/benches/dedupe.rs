@@ -22,13 +22,6 @@ use agentcol_component::{async_trait, ComponentKind, ConsumeError, Consumer, Hos
 use agentcol_processor_dedupe::{DedupeConfig, DedupeProcessor};
 use std::time::Duration;
 
-use agentcol_component::opentelemetry_proto::tonic::common::v1::{
-    any_value, AnyValue, InstrumentationScope, KeyValue,
-};
-use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
-    LogRecord, ResourceLogs, ScopeLogs,
-};
-use agentcol_component::opentelemetry_proto::tonic::resource::v1::Resource;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 /// The allocator of the `agentcol` binary, so the numbers are the binary's.
@@ -87,108 +80,13 @@ fn request(channels: usize) -> Logs {
     agentcol_component::data::logs_from(records)
 }
 
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.to_string())),
-        }),
-        ..Default::default()
-    }
-}
-
-/// `bench/loadgen`'s `unique_request(1000, seq)` (kept in step with it by hand), normalised as
-/// the otlp receiver does before `dedupe` sees it.
+/// `bench/loadgen`'s request (what `bench/store.sh` sends), normalised as the otlp receiver
+/// does before `dedupe` sees it.
 fn codex_request() -> Logs {
     let seq = SESSION.fetch_add(1, Ordering::Relaxed);
-    let thread = format!("019a7c3e-0000-7000-8000-{seq:012x}");
-    let records = (0..1000usize)
-        .map(|i| {
-            let turn = i / 4;
-            let mut trace = [0u8; 16];
-            trace[..8].copy_from_slice(&seq.to_be_bytes());
-            trace[8..].copy_from_slice(&(turn as u64 + 1).to_be_bytes());
-            let call = format!("call_{seq:x}_{turn}");
-            let time = 1_795_000_000_000_000_000 + seq * 1_000_000 + i as u64;
-            let mut attrs = vec![
-                kv("conversation.id", &thread),
-                kv("event.timestamp", "2026-11-22T14:11:14.530Z"),
-                kv("model", "gpt-5.5"),
-                kv("originator", "codex_exec"),
-            ];
-            match i % 4 {
-                0 => {
-                    attrs.push(kv("event.name", "codex.user_prompt"));
-                    attrs.push(kv("prompt", "List the files and explain the layout of this crate."));
-                }
-                1 => {
-                    attrs.push(kv("event.name", "codex.tool_decision"));
-                    attrs.push(kv("tool_name", "exec_command"));
-                    attrs.push(kv("call_id", &call));
-                    attrs.push(kv("decision", "approved"));
-                }
-                2 => {
-                    attrs.push(kv("event.name", "codex.tool_result"));
-                    attrs.push(kv("tool_name", "exec_command"));
-                    attrs.push(kv("call_id", &call));
-                    attrs.push(kv("arguments", "{\"cmd\": \"ls -la\", \"yield_time_ms\": 5000}"));
-                    attrs.push(kv("duration_ms", "91"));
-                    attrs.push(kv("success", "true"));
-                    attrs.push(kv("output", "Process exited with code 0\nOutput:\ntotal 48\n-rw-r--r-- 1 dev dev 1320 Cargo.toml\n-rw-r--r-- 1 dev dev 911 README.md\ndrwxr-xr-x 3 dev dev 4096 src\n"));
-                }
-                _ => {
-                    attrs.push(kv("event.name", "codex.agent_response"));
-                    attrs.push(kv("turn.id", &format!("019a7c3e-{seq:04x}-7000-8000-{turn:012x}")));
-                    attrs.push(kv("item.id", &format!("msg_{seq:x}_{turn}")));
-                    attrs.push(kv("response", "The crate has a Cargo.toml, a README and a src folder; src holds the library."));
-                }
-            }
-            LogRecord {
-                observed_time_unix_nano: time,
-                attributes: attrs,
-                trace_id: trace.to_vec(),
-                span_id: vec![1; 8],
-                ..Default::default()
-            }
-        })
-        .collect();
-    let mut req = Logs {
-        resource_logs: vec![ResourceLogs {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", "codex_exec"),
-                    kv("service.version", "0.169.0"),
-                ],
-                ..Default::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope {
-                    name: "codex_otel.log_only".into(),
-                    ..Default::default()
-                }),
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let mut req = agentcol_loadgen::unique_request(1000, seq);
     agentcol_receiver_otlp::agent::normalize_logs(&mut req);
     req
-}
-
-/// CPU time of the whole process (every thread): the budget is per core, and the wall clock on
-/// a shared machine measures the neighbours too.
-fn cpu_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the call only writes into it.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts);
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Runs `iters` consumes of requests made by `make` (outside the measurement), returning the
@@ -204,12 +102,12 @@ fn cpu_of(
     while left > 0 {
         let chunk: Vec<Logs> = (0..left.min(8)).map(|_| make()).collect();
         left -= chunk.len() as u64;
-        let start = cpu_now();
+        let start = agentcol_loadgen::process_cpu_time();
         for logs in chunk {
             rt.block_on(p.consume(logs))
                 .unwrap_or_else(|e| panic!("{e}"));
         }
-        total += cpu_now() - start;
+        total += agentcol_loadgen::process_cpu_time() - start;
     }
     total
 }
