@@ -40,11 +40,12 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Never edit a released entry: append a new one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description:
-        "events, observation archive, raw records, derived sessions/turns/tool calls/usage",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description:
+            "events, observation archive, raw records, derived sessions/turns/tool calls/usage",
+        sql: r#"
 CREATE TABLE events (
     key          TEXT NOT NULL,
     agent        TEXT NOT NULL,
@@ -160,7 +161,22 @@ CREATE TABLE usage (
     PRIMARY KEY (session_id, turn_id, key)
 ) WITHOUT ROWID;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "implied archive rows: an event row can hold its one observation",
+        sql: r#"
+ALTER TABLE events ADD COLUMN archive_len INTEGER;
+ALTER TABLE events ADD COLUMN archive_digest TEXT;
+CREATE VIEW archive (key, digest, source, time_ns, json) AS
+    SELECT key, digest, source, time_ns, json FROM observations
+    UNION ALL
+    SELECT key, archive_digest, NULLIF(sources, ''), time_ns,
+           CAST(substr(CAST(record AS BLOB), 1, archive_len - 1) AS TEXT) || '}'
+    FROM events WHERE archive_digest IS NOT NULL;
+"#,
+    },
+];
 
 /// The schema version this binary writes.
 pub fn latest_version() -> i64 {

@@ -277,8 +277,10 @@ impl Writer<'_> {
 
     fn agent(&mut self, mut rec: AgentRecord, r: &LogRecord) -> Result<(), StoreError> {
         let attached = std::mem::take(&mut rec.observations);
-        for o in &attached {
-            self.archive_text(o)?;
+        if rec.revision.is_none() || rec.superseded_by.is_some() {
+            for o in &attached {
+                self.archive_text(o)?;
+            }
         }
         if rec.superseded_by.is_none() && !rec.key.has_alias_turn() {
             if let Some(trace) = rec.get(attr::ALIAS_TRACE_ID).and_then(|v| v.as_str()) {
@@ -297,7 +299,7 @@ impl Writer<'_> {
             return self.tombstone(&rec.key, &new_key);
         }
         if rec.revision.is_some() {
-            self.merged(rec)
+            self.merged(rec, &attached)
         } else {
             let json = rec.observation_json();
             let d = digest(&json);
@@ -344,15 +346,37 @@ impl Writer<'_> {
             Some((k, s, t)) => (k, s, Some(t)),
             None => ("", None, None),
         };
-        let n = self
-            .conn
+        let n = self.insert_archive_row(key, d, source, time, json)?;
+        self.stats.archived += n as u64;
+        Ok(())
+    }
+
+    fn insert_archive_row(
+        &self,
+        key: &str,
+        d: &str,
+        source: Option<&str>,
+        time: Option<i64>,
+        json: &str,
+    ) -> Result<usize, StoreError> {
+        self.conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO observations (key, digest, source, time_ns, json)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .and_then(|mut s| s.execute(params![key, d, source, time, json]))
-            .map_err(StoreError::sql("archiving an observation"))?;
-        self.stats.archived += n as u64;
+            .map_err(StoreError::sql("archiving an observation"))
+    }
+
+    /// Writes the observation that the stored row of `key` implies (if it implies one) as an
+    /// explicit archive row: the row is about to be replaced or deleted, and the archive keeps
+    /// every observation. Not counted: the observation was already archived.
+    fn make_explicit(&self, key: &str, stored: &Stored) -> Result<(), StoreError> {
+        if let Some(i) = &stored.implied {
+            let json = i.json(&stored.record)?;
+            let source = Some(stored.sources.as_str()).filter(|s| !s.is_empty());
+            self.insert_archive_row(key, &i.digest, source, Some(stored.time_ns), &json)?;
+        }
         Ok(())
     }
 
@@ -423,6 +447,9 @@ impl Writer<'_> {
 
     fn delete_event(&mut self, key: &EventKey) -> Result<(), StoreError> {
         let k = key.to_string();
+        if let Some(stored) = self.stored(key, &k)? {
+            self.make_explicit(&k, &stored)?;
+        }
         let n = self
             .conn
             .prepare_cached(
@@ -442,11 +469,11 @@ impl Writer<'_> {
     fn join_state(&mut self, m: Merged) -> Result<(), StoreError> {
         let key = m.key.to_string();
         let stored = self.stored(&m.key, &key)?;
-        let mut state = match stored.as_ref().and_then(|s| s.2.as_deref()) {
+        let mut state = match stored.as_ref().and_then(|s| s.state.as_deref()) {
             Some(s) => {
                 serde_json::from_str::<Merged>(s).unwrap_or_else(|_| Merged::new(m.key.clone()))
             }
-            None => self.rebuild_state(&m.key)?,
+            None => self.rebuild_state(&m.key, stored.as_ref())?,
         };
         state.join(&m);
         let rec = state.to_record();
@@ -455,14 +482,14 @@ impl Writer<'_> {
             what: "merge state",
             reason: e.to_string(),
         })?;
-        let new = stored.is_none();
         self.write_event(
             &key,
             rec,
             &json,
             ns(state.revision()),
             Some(&state_json),
-            new,
+            stored.as_ref(),
+            None,
         )
     }
 
@@ -473,20 +500,25 @@ impl Writer<'_> {
         self.delete_event(key)
     }
 
-    /// The stored (revision, record, state) of `key` (`text` is its string form).
-    fn stored(
-        &self,
-        key: &EventKey,
-        text: &str,
-    ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
+    /// The stored row of `key` (`text` is its string form).
+    fn stored(&self, key: &EventKey, text: &str) -> Result<Option<Stored>, StoreError> {
         self.conn
             .prepare_cached(
-                "SELECT revision, record, state FROM events
-                 WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
+                "SELECT revision, record, state, sources, time_ns, archive_len, archive_digest
+                 FROM events WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
             )
             .and_then(|mut s| {
                 s.query_row(params![key.session(), key.turn(), text], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    let len: Option<i64> = r.get(5)?;
+                    let digest: Option<String> = r.get(6)?;
+                    Ok(Stored {
+                        revision: r.get(0)?,
+                        record: r.get(1)?,
+                        state: r.get(2)?,
+                        sources: r.get(3)?,
+                        time_ns: r.get(4)?,
+                        implied: len.zip(digest).map(|(len, digest)| Implied { len, digest }),
+                    })
                 })
                 .optional()
             })
@@ -494,14 +526,14 @@ impl Writer<'_> {
     }
 
     /// Whether a candidate (revision, record JSON) replaces the stored row; else why not.
-    fn wins(
-        stored: Option<&(i64, String, Option<String>)>,
-        rev: i64,
-        json: &str,
-    ) -> Result<(), &'static str> {
+    fn wins(stored: Option<&Stored>, rev: i64, json: &str) -> Result<(), &'static str> {
         match stored {
             None => Ok(()),
-            Some((r, j, _)) => {
+            Some(Stored {
+                revision: r,
+                record: j,
+                ..
+            }) => {
                 if rev > *r || (rev == *r && json > j.as_str()) {
                     Ok(())
                 } else if rev == *r && json == j {
@@ -513,23 +545,105 @@ impl Writer<'_> {
         }
     }
 
-    fn merged(&mut self, rec: AgentRecord) -> Result<(), StoreError> {
+    /// A merged record and the observations `dedupe` attached to it. When the record is
+    /// revision 0 of one source and one attachment is exactly its archive form (the record
+    /// JSON without the merged-only fields), that observation is not written to
+    /// `observations`: the event row implies it ([`Implied`]), so the content is stored once.
+    /// Whenever such a row is replaced or deleted, the observation is written out first, so
+    /// the archive (`observations` ∪ implied rows, the `archive` view) is the same set of
+    /// observations whatever the order; the representation is canonical too (an observation
+    /// is implied iff the winning row implies it).
+    fn merged(&mut self, rec: AgentRecord, attached: &[String]) -> Result<(), StoreError> {
         let key = rec.key.to_string();
         if self.resolved_turn(&rec.key)?.is_some() {
             // `dedupe` has re-keyed (or will re-key) this provisional event.
+            for o in attached {
+                self.archive_text(o)?;
+            }
             self.stats.skip(skip::SUPERSEDED);
             return Ok(());
         }
-        let json = record_json(&rec)?;
+        let (json, obs) = record_json_parts(&rec, &key)?;
         let rev = ns(rec.revision.unwrap_or(0));
+        let single_source = sources_text(&rec) == rec.source.map(|s| s.as_str()).unwrap_or("");
+        let implied_at = if rev == 0 && single_source && !obs.is_empty() {
+            attached.iter().position(|o| *o == obs)
+        } else {
+            None
+        };
+        let implied = implied_at.map(|_| Implied {
+            len: obs.len() as i64,
+            digest: digest(&obs),
+        });
         let stored = self.stored(&rec.key, &key)?;
         match Self::wins(stored.as_ref(), rev, &json) {
-            Ok(()) => self.write_event(&key, rec, &json, rev, None, stored.is_none()),
+            Ok(()) => {
+                // First: the replaced row's implied observation becomes explicit.
+                self.write_event(&key, rec, &json, rev, None, stored.as_ref(), implied)?;
+                for (i, o) in attached.iter().enumerate() {
+                    if Some(i) != implied_at {
+                        self.archive_text(o)?;
+                    }
+                }
+                Ok(())
+            }
             Err(reason) => {
+                let s = stored.as_ref();
+                let already = s
+                    .and_then(|s| s.implied.as_ref())
+                    .map(|i| i.digest.as_str());
+                for (i, o) in attached.iter().enumerate() {
+                    if already.is_some() && already == Some(digest(o).as_str()) {
+                        // Already in the archive, implied by the stored row.
+                        continue;
+                    }
+                    if reason == skip::DUPLICATE && Some(i) == implied_at {
+                        // The very row this observation is the archive form of.
+                        if let (None, Some(imp)) = (already, &implied) {
+                            if self.set_implied(&rec.key, &key, imp)? {
+                                self.stats.archived += 1;
+                            }
+                        }
+                        continue;
+                    }
+                    self.archive_text(o)?;
+                }
                 self.stats.skip(reason);
                 Ok(())
             }
         }
+    }
+
+    /// Marks the stored row of `key` (equal to the record `imp` was computed from) as
+    /// implying its observation, removing an explicit copy if there is one; whether the
+    /// observation is new to the archive.
+    fn set_implied(&self, key: &EventKey, text: &str, imp: &Implied) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE events SET archive_len = ?4, archive_digest = ?5
+                 WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    key.session(),
+                    key.turn(),
+                    text,
+                    imp.len,
+                    imp.digest
+                ])
+            })
+            .map_err(StoreError::sql("marking an implied observation"))?;
+        Ok(self.delete_archive_row(text, &imp.digest)? == 0)
+    }
+
+    /// Deletes the explicit archive row (`key`, `d`); how many rows went (0 or 1).
+    fn delete_archive_row(&self, key: &str, d: &str) -> Result<usize, StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM observations WHERE key = ?1 AND digest = ?2")
+            .and_then(|mut s| s.execute(params![key, d]))
+            .map_err(StoreError::sql(
+                "removing an explicit copy of an implied observation",
+            ))
     }
 
     fn observation(&mut self, mut obs: AgentRecord, d: String) -> Result<(), StoreError> {
@@ -541,7 +655,7 @@ impl Writer<'_> {
         let prec = &self.options.precedence;
         let state = stored
             .as_ref()
-            .and_then(|s| s.2.as_deref())
+            .and_then(|s| s.state.as_deref())
             .and_then(|s| serde_json::from_str::<Merged>(s).ok());
         let state = match state {
             Some(mut m) => match m.add_with_digest(&obs, d, prec) {
@@ -555,7 +669,7 @@ impl Writer<'_> {
             // archive holds every observation archived under the key; this one is added too,
             // as it was archived under its provisional key when it has been re-keyed.
             None => {
-                let mut m = self.rebuild_state(&obs.key)?;
+                let mut m = self.rebuild_state(&obs.key, stored.as_ref())?;
                 m.add_with_digest(&obs, d, prec);
                 m
             }
@@ -570,7 +684,15 @@ impl Writer<'_> {
                         what: "merge state",
                         reason: e.to_string(),
                     })?;
-                self.write_event(&key, rec, &json, rev, Some(&state_json), stored.is_none())
+                self.write_event(
+                    &key,
+                    rec,
+                    &json,
+                    rev,
+                    Some(&state_json),
+                    stored.as_ref(),
+                    None,
+                )
             }
             Err(reason) => {
                 self.stats.skip(reason);
@@ -579,8 +701,16 @@ impl Writer<'_> {
         }
     }
 
-    fn rebuild_state(&self, key: &EventKey) -> Result<Merged, StoreError> {
+    /// The merge state of every observation archived under `key`: the explicit rows and the
+    /// one the stored row (`stored`, the row of `key`) implies.
+    fn rebuild_state(&self, key: &EventKey, stored: Option<&Stored>) -> Result<Merged, StoreError> {
         let mut m = Merged::new(key.clone());
+        if let Some((s, i)) = stored.and_then(|s| s.implied.as_ref().map(|i| (s, i))) {
+            let json = i.json(&s.record)?;
+            if let Ok(o) = AgentRecord::from_observation_json(&json) {
+                m.add_with_digest(&o, i.digest.clone(), &self.options.precedence);
+            }
+        }
         let mut stmt = self
             .conn
             .prepare_cached("SELECT digest, json FROM observations WHERE key = ?1 ORDER BY digest")
@@ -599,6 +729,9 @@ impl Writer<'_> {
         Ok(m)
     }
 
+    /// Inserts or replaces the row of `key`; `stored` is the row it replaces, `implied` the
+    /// observation the new row implies (see [`Self::merged`]).
+    #[allow(clippy::too_many_arguments)]
     fn write_event(
         &mut self,
         key: &str,
@@ -606,27 +739,36 @@ impl Writer<'_> {
         json: &str,
         rev: i64,
         state: Option<&str>,
-        new: bool,
+        stored: Option<&Stored>,
+        implied: Option<Implied>,
     ) -> Result<(), StoreError> {
-        let sources = if rec.sources.is_empty() {
-            rec.source
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default()
-        } else {
-            rec.sources
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
+        let same = match (stored.and_then(|s| s.implied.as_ref()), &implied) {
+            (Some(a), Some(b)) => a.digest == b.digest,
+            _ => false,
         };
+        if !same {
+            if let Some(s) = stored {
+                self.make_explicit(key, s)?;
+            }
+            if let Some(i) = &implied {
+                // An explicit copy (left by an earlier row, or a version-1 file) goes: the
+                // observation is stored once, and the representation is canonical.
+                if self.delete_archive_row(key, &i.digest)? == 0 {
+                    self.stats.archived += 1;
+                }
+            }
+        }
+        let new = stored.is_none();
+        let sources = sources_text(&rec);
         let k = &rec.key;
         let [cwd, branch, commit, model] = indexed_attrs(&rec);
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO events (key, agent, session_id, turn_id, item_id, kind, name,
                      time_ns, revision, sources, key_fallback, cwd, git_branch, git_commit, model,
-                     record, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                     record, state, archive_len, archive_digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -647,6 +789,8 @@ impl Writer<'_> {
                     model,
                     json,
                     state,
+                    implied.as_ref().map(|i| i.len),
+                    implied.as_ref().map(|i| i.digest.as_str()),
                 ])
             })
             .map_err(StoreError::sql("writing an event"))?;
@@ -721,6 +865,115 @@ struct ObservationHead<'a> {
     time_unix_nano: u64,
 }
 
+/// A stored event row, as the write path needs it.
+struct Stored {
+    revision: i64,
+    record: String,
+    state: Option<String>,
+    sources: String,
+    time_ns: i64,
+    implied: Option<Implied>,
+}
+
+/// The observation an event row implies (`archive_len`, `archive_digest`): its JSON is the
+/// first `len - 1` bytes of the row's `record` followed by `}` (the record's archive form is
+/// the record JSON without its trailing merged-only fields), with this digest.
+#[derive(Debug, Clone)]
+struct Implied {
+    len: i64,
+    digest: String,
+}
+
+impl Implied {
+    /// The observation's JSON, checked against its digest.
+    fn json(&self, record: &str) -> Result<String, StoreError> {
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            what: "implied archive row",
+            reason: reason.to_string(),
+        };
+        let n = usize::try_from(self.len)
+            .ok()
+            .filter(|n| *n >= 2)
+            .ok_or_else(|| corrupt("bad length"))?;
+        let head = record
+            .get(..n - 1)
+            .ok_or_else(|| corrupt("length beyond the record"))?;
+        let mut json = String::with_capacity(n);
+        json.push_str(head);
+        json.push('}');
+        if digest(&json) != self.digest {
+            return Err(corrupt("digest mismatch"));
+        }
+        Ok(json)
+    }
+}
+
+/// The `sources` column: the comma list of sources, else the source, else `''`.
+fn sources_text(rec: &AgentRecord) -> String {
+    if rec.sources.is_empty() {
+        rec.source
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default()
+    } else {
+        rec.sources
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The `record` column of `rec` (`key` is its key's text) and the record's archive form
+/// ([`AgentRecord::observation_json`]), serialised once: the record JSON is the archive form
+/// with the merged-only fields (which serialise last) appended, exactly
+/// `serde_json::to_string` of the record without its attached observations.
+fn record_json_parts(rec: &AgentRecord, key: &str) -> Result<(String, String), StoreError> {
+    use agentcol_component::agent::Source;
+    #[derive(serde::Serialize)]
+    struct Tail<'a> {
+        #[serde(skip_serializing_if = "no_sources")]
+        sources: &'a [Source],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revision: Option<u64>,
+        #[serde(skip_serializing_if = "no_provenance")]
+        provenance: &'a BTreeMap<String, Source>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        superseded_by: Option<&'a EventKey>,
+    }
+    fn no_sources(s: &&[Source]) -> bool {
+        s.is_empty()
+    }
+    fn no_provenance(p: &&BTreeMap<String, Source>) -> bool {
+        p.is_empty()
+    }
+    let obs = rec.observation_json_keyed(key);
+    if obs.len() < 2 {
+        // Not serialisable as an archive form (never expected): the plain way.
+        return Ok((record_json(rec)?, String::new()));
+    }
+    let tail = serde_json::to_string(&Tail {
+        sources: &rec.sources,
+        revision: rec.revision,
+        provenance: &rec.provenance,
+        superseded_by: rec.superseded_by.as_ref(),
+    })
+    .map_err(|e| StoreError::Corrupt {
+        what: "record",
+        reason: e.to_string(),
+    })?;
+    let json = match (obs.strip_suffix('}'), tail.strip_prefix('{')) {
+        (Some(head), Some(rest)) if rest != "}" => {
+            let mut j = String::with_capacity(head.len() + rest.len() + 1);
+            j.push_str(head);
+            j.push(',');
+            j.push_str(rest);
+            j
+        }
+        _ => obs.clone(),
+    };
+    Ok((json, obs))
+}
+
 /// The `record` column: the canonical record as JSON, without attached observations (they are
 /// in the archive).
 fn record_json(rec: &AgentRecord) -> Result<String, StoreError> {
@@ -735,4 +988,86 @@ fn record_json(rec: &AgentRecord) -> Result<String, StoreError> {
         what: "record",
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentcol_component::agent::{Agent, Kind, Source};
+    use serde_json::json;
+
+    fn record() -> AgentRecord {
+        let key = EventKey::new(
+            Agent::Codex,
+            "t",
+            Some("u1"),
+            Some("call_1"),
+            Kind::ToolCall,
+        )
+        .unwrap();
+        let mut r = AgentRecord::observation(key, "agent.tool.call", Source::Rollout, 7);
+        r.set("a", json!({"sources": 1, "x": [1.5, "}"]}));
+        r.body = json!("out \"q\" }\n");
+        r
+    }
+
+    #[test]
+    fn the_record_json_is_serde_json_of_the_record() {
+        let mut cases = Vec::new();
+        let plain = record();
+        cases.push(plain.clone());
+        let mut merged = plain.clone();
+        merged.sources = vec![Source::Rollout];
+        merged.revision = Some(0);
+        cases.push(merged.clone());
+        let mut two = merged.clone();
+        two.sources = vec![Source::Otlp, Source::Rollout];
+        two.revision = Some(3);
+        two.provenance.insert("body".into(), Source::Otlp);
+        cases.push(two.clone());
+        let mut no_source = two.clone();
+        no_source.source = None;
+        no_source.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736".into();
+        cases.push(no_source);
+        let mut tomb = merged.clone();
+        tomb.superseded_by = Some(tomb.key.with_turn("u2"));
+        cases.push(tomb);
+        let mut only_rev = plain.clone();
+        only_rev.revision = Some(1);
+        cases.push(only_rev);
+        for r in cases {
+            let key = r.key.to_string();
+            let (json, obs) = record_json_parts(&r, &key).unwrap();
+            assert_eq!(json, serde_json::to_string(&r).unwrap());
+            assert_eq!(obs, r.observation_json());
+            assert_eq!(json, record_json(&r).unwrap());
+            // The archive form is a prefix of the record JSON, closed by `}`.
+            let imp = Implied {
+                len: obs.len() as i64,
+                digest: digest(&obs),
+            };
+            assert_eq!(imp.json(&json).unwrap(), obs);
+        }
+    }
+
+    #[test]
+    fn an_implied_row_that_does_not_match_its_digest_is_refused() {
+        let r = record();
+        let (json, obs) = record_json_parts(&r, &r.key.to_string()).unwrap();
+        let bad = Implied {
+            len: obs.len() as i64 - 1,
+            digest: digest(&obs),
+        };
+        assert!(bad.json(&json).is_err());
+        let long = Implied {
+            len: json.len() as i64 + 5,
+            digest: digest(&obs),
+        };
+        assert!(long.json(&json).is_err());
+        let zero = Implied {
+            len: 0,
+            digest: digest(&obs),
+        };
+        assert!(zero.json(&json).is_err());
+    }
 }
