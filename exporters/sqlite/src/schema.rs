@@ -168,11 +168,17 @@ CREATE TABLE usage (
         sql: r#"
 ALTER TABLE events ADD COLUMN archive_len INTEGER;
 ALTER TABLE events ADD COLUMN archive_digest TEXT;
+ALTER TABLE events ADD COLUMN archive_key TEXT;
 CREATE VIEW archive (key, digest, source, time_ns, json) AS
     SELECT key, digest, source, time_ns, json FROM observations
     UNION ALL
-    SELECT key, archive_digest, NULLIF(sources, ''), time_ns,
-           CAST(substr(CAST(record AS BLOB), 1, archive_len - 1) AS TEXT) || '}'
+    SELECT coalesce(archive_key, key), archive_digest, nullif(sources, ''), time_ns,
+           CASE WHEN archive_key IS NULL
+           THEN CAST(substr(CAST(record AS BLOB), 1, archive_len - 1) AS TEXT) || '}'
+           ELSE '{"key":"' || archive_key || CAST(substr(CAST(record AS BLOB),
+                    9 + length(CAST(key AS BLOB)),
+                    archive_len - 9 - length(CAST(key AS BLOB))) AS TEXT) || '}'
+           END
     FROM events WHERE archive_digest IS NOT NULL;
 "#,
     },

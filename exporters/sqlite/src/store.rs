@@ -277,7 +277,9 @@ impl Writer<'_> {
 
     fn agent(&mut self, mut rec: AgentRecord, r: &LogRecord) -> Result<(), StoreError> {
         let attached = std::mem::take(&mut rec.observations);
-        if rec.revision.is_none() || rec.superseded_by.is_some() {
+        if let Some(host) = &rec.superseded_by {
+            self.archive_unless_implied(&attached, &host.clone())?;
+        } else if rec.revision.is_none() {
             for o in &attached {
                 self.archive_text(o)?;
             }
@@ -373,9 +375,10 @@ impl Writer<'_> {
     /// every observation. Not counted: the observation was already archived.
     fn make_explicit(&self, key: &str, stored: &Stored) -> Result<(), StoreError> {
         if let Some(i) = &stored.implied {
-            let json = i.json(&stored.record)?;
+            let json = i.json(key, &stored.record)?;
             let source = Some(stored.sources.as_str()).filter(|s| !s.is_empty());
-            self.insert_archive_row(key, &i.digest, source, Some(stored.time_ns), &json)?;
+            let k = i.key.as_deref().unwrap_or(key);
+            self.insert_archive_row(k, &i.digest, source, Some(stored.time_ns), &json)?;
         }
         Ok(())
     }
@@ -434,21 +437,32 @@ impl Writer<'_> {
             if old.agent() != key.agent() {
                 continue;
             }
-            self.delete_event(&old)?;
+            let real = old.with_turn(turn);
+            self.delete_event(&old, Some(&real))?;
             self.stats.tombstones += 1;
             // Raw path: nobody upstream re-keys, so the store carries the state over.
             if let Some(m) = state.and_then(|s| serde_json::from_str::<Merged>(&s).ok()) {
-                let real = old.with_turn(turn);
                 self.join_state(m.rekey(real))?;
             }
         }
         Ok(())
     }
 
-    fn delete_event(&mut self, key: &EventKey) -> Result<(), StoreError> {
+    /// Deletes the row of `key`, superseded by `real` when known (whose row may imply the
+    /// same observation: it is then not written out).
+    fn delete_event(&mut self, key: &EventKey, real: Option<&EventKey>) -> Result<(), StoreError> {
         let k = key.to_string();
         if let Some(stored) = self.stored(key, &k)? {
-            self.make_explicit(&k, &stored)?;
+            let keep = match (&stored.implied, real) {
+                (Some(i), Some(real)) => self
+                    .stored(real, &real.to_string())?
+                    .and_then(|r| r.implied)
+                    .is_some_and(|r| r.digest == i.digest),
+                _ => false,
+            };
+            if !keep {
+                self.make_explicit(&k, &stored)?;
+            }
         }
         let n = self
             .conn
@@ -497,27 +511,31 @@ impl Writer<'_> {
         if key.has_alias_turn() && key.session() == new_key.session() {
             self.learn_alias(key, key.turn(), new_key.turn())?;
         }
-        self.delete_event(key)
+        self.delete_event(key, Some(new_key))
     }
 
     /// The stored row of `key` (`text` is its string form).
     fn stored(&self, key: &EventKey, text: &str) -> Result<Option<Stored>, StoreError> {
         self.conn
             .prepare_cached(
-                "SELECT revision, record, state, sources, time_ns, archive_len, archive_digest
+                "SELECT revision, record, state, sources, time_ns, archive_len, archive_digest,
+                     archive_key
                  FROM events WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
             )
             .and_then(|mut s| {
                 s.query_row(params![key.session(), key.turn(), text], |r| {
                     let len: Option<i64> = r.get(5)?;
                     let digest: Option<String> = r.get(6)?;
+                    let key: Option<String> = r.get(7)?;
                     Ok(Stored {
                         revision: r.get(0)?,
                         record: r.get(1)?,
                         state: r.get(2)?,
                         sources: r.get(3)?,
                         time_ns: r.get(4)?,
-                        implied: len.zip(digest).map(|(len, digest)| Implied { len, digest }),
+                        implied: len
+                            .zip(digest)
+                            .map(|(len, digest)| Implied { len, digest, key }),
                     })
                 })
                 .optional()
@@ -555,26 +573,37 @@ impl Writer<'_> {
     /// is implied iff the winning row implies it).
     fn merged(&mut self, rec: AgentRecord, attached: &[String]) -> Result<(), StoreError> {
         let key = rec.key.to_string();
-        if self.resolved_turn(&rec.key)?.is_some() {
-            // `dedupe` has re-keyed (or will re-key) this provisional event.
-            for o in attached {
-                self.archive_text(o)?;
-            }
+        if let Some(turn) = self.resolved_turn(&rec.key)? {
+            // `dedupe` has re-keyed (or will re-key) this provisional event; the row of the
+            // real key may imply an observation of this one.
+            let real = rec.key.with_turn(&turn);
+            self.archive_unless_implied(attached, &real)?;
             self.stats.skip(skip::SUPERSEDED);
             return Ok(());
         }
         let (json, obs) = record_json_parts(&rec, &key)?;
         let rev = ns(rec.revision.unwrap_or(0));
         let single_source = sources_text(&rec) == rec.source.map(|s| s.as_str()).unwrap_or("");
-        let implied_at = if rev == 0 && single_source && !obs.is_empty() {
-            attached.iter().position(|o| *o == obs)
+        let (implied_at, implied) = if rev == 0 && single_source && !obs.is_empty() {
+            attached
+                .iter()
+                .enumerate()
+                .find_map(|(i, o)| {
+                    archive_form_of(&obs, &key, o).map(|k| {
+                        (
+                            Some(i),
+                            Some(Implied {
+                                len: obs.len() as i64,
+                                digest: digest(o),
+                                key: k,
+                            }),
+                        )
+                    })
+                })
+                .unwrap_or((None, None))
         } else {
-            None
+            (None, None)
         };
-        let implied = implied_at.map(|_| Implied {
-            len: obs.len() as i64,
-            digest: digest(&obs),
-        });
         let stored = self.stored(&rec.key, &key)?;
         match Self::wins(stored.as_ref(), rev, &json) {
             Ok(()) => {
@@ -620,7 +649,7 @@ impl Writer<'_> {
     fn set_implied(&self, key: &EventKey, text: &str, imp: &Implied) -> Result<bool, StoreError> {
         self.conn
             .prepare_cached(
-                "UPDATE events SET archive_len = ?4, archive_digest = ?5
+                "UPDATE events SET archive_len = ?4, archive_digest = ?5, archive_key = ?6
                  WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
             )
             .and_then(|mut s| {
@@ -629,11 +658,36 @@ impl Writer<'_> {
                     key.turn(),
                     text,
                     imp.len,
-                    imp.digest
+                    imp.digest,
+                    imp.key
                 ])
             })
             .map_err(StoreError::sql("marking an implied observation"))?;
-        Ok(self.delete_archive_row(text, &imp.digest)? == 0)
+        let k = imp.key.as_deref().unwrap_or(text);
+        Ok(self.delete_archive_row(k, &imp.digest)? == 0)
+    }
+
+    /// Archives `attached` (observations of a record that does not win, under another key
+    /// than `host`), except the one the row of `host` implies.
+    fn archive_unless_implied(
+        &mut self,
+        attached: &[String],
+        host: &EventKey,
+    ) -> Result<(), StoreError> {
+        if attached.is_empty() {
+            return Ok(());
+        }
+        let implied = self
+            .stored(host, &host.to_string())?
+            .and_then(|s| s.implied)
+            .map(|i| i.digest);
+        for o in attached {
+            if implied.is_some() && implied.as_deref() == Some(digest(o).as_str()) {
+                continue;
+            }
+            self.archive_text(o)?;
+        }
+        Ok(())
     }
 
     /// Deletes the explicit archive row (`key`, `d`); how many rows went (0 or 1).
@@ -706,9 +760,12 @@ impl Writer<'_> {
     fn rebuild_state(&self, key: &EventKey, stored: Option<&Stored>) -> Result<Merged, StoreError> {
         let mut m = Merged::new(key.clone());
         if let Some((s, i)) = stored.and_then(|s| s.implied.as_ref().map(|i| (s, i))) {
-            let json = i.json(&s.record)?;
-            if let Ok(o) = AgentRecord::from_observation_json(&json) {
-                m.add_with_digest(&o, i.digest.clone(), &self.options.precedence);
+            let json = i.json(&key.to_string(), &s.record)?;
+            // An observation of another (provisional) key is not this key's.
+            if i.key.is_none() {
+                if let Ok(o) = AgentRecord::from_observation_json(&json) {
+                    m.add_with_digest(&o, i.digest.clone(), &self.options.precedence);
+                }
             }
         }
         let mut stmt = self
@@ -753,7 +810,7 @@ impl Writer<'_> {
             if let Some(i) = &implied {
                 // An explicit copy (left by an earlier row, or a version-1 file) goes: the
                 // observation is stored once, and the representation is canonical.
-                if self.delete_archive_row(key, &i.digest)? == 0 {
+                if self.delete_archive_row(i.key.as_deref().unwrap_or(key), &i.digest)? == 0 {
                     self.stats.archived += 1;
                 }
             }
@@ -766,9 +823,9 @@ impl Writer<'_> {
             .prepare_cached(
                 "INSERT OR REPLACE INTO events (key, agent, session_id, turn_id, item_id, kind, name,
                      time_ns, revision, sources, key_fallback, cwd, git_branch, git_commit, model,
-                     record, state, archive_len, archive_digest)
+                     record, state, archive_len, archive_digest, archive_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19)",
+                     ?18, ?19, ?20)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -791,6 +848,7 @@ impl Writer<'_> {
                     state,
                     implied.as_ref().map(|i| i.len),
                     implied.as_ref().map(|i| i.digest.as_str()),
+                    implied.as_ref().and_then(|i| i.key.as_deref()),
                 ])
             })
             .map_err(StoreError::sql("writing an event"))?;
@@ -875,18 +933,50 @@ struct Stored {
     implied: Option<Implied>,
 }
 
-/// The observation an event row implies (`archive_len`, `archive_digest`): its JSON is the
-/// first `len - 1` bytes of the row's `record` followed by `}` (the record's archive form is
-/// the record JSON without its trailing merged-only fields), with this digest.
+/// The observation an event row implies (`archive_len`, `archive_digest`, `archive_key`): its
+/// JSON is the first `len - 1` bytes of the row's `record` followed by `}` (the record's
+/// archive form is the record JSON without its trailing merged-only fields), with the key
+/// text replaced by `key` when it is set (an observation of the provisional key the record
+/// was re-keyed from), with this digest.
 #[derive(Debug, Clone)]
 struct Implied {
     len: i64,
     digest: String,
+    key: Option<String>,
+}
+
+/// How the archive form starts: `{"key":"` then the key (only keys that JSON writes
+/// verbatim are implied, so the key is the text between the quotes).
+const KEY_HEAD: &str = "{\"key\":\"";
+
+/// Whether `o` (an attached observation) is the archive form `obs` of the record of key
+/// `key`, or that form under another key: `Some(None)`, `Some(Some(other key))`, else `None`.
+fn archive_form_of(obs: &str, key: &str, o: &str) -> Option<Option<String>> {
+    if o == obs {
+        return Some(None);
+    }
+    let rest = obs.strip_prefix(KEY_HEAD)?.strip_prefix(key)?;
+    if !rest.starts_with('"') {
+        return None;
+    }
+    let tail = o.strip_prefix(KEY_HEAD)?;
+    let end = tail.find('"')?;
+    let (other, o_rest) = tail.split_at(end);
+    // Written verbatim by JSON (no escapes, no control characters) and readable as a key,
+    // exactly what archiving it explicitly would read.
+    if o_rest != rest
+        || other == key
+        || other.bytes().any(|b| b == b'\\' || b < 0x20)
+        || other.parse::<EventKey>().is_err()
+    {
+        return None;
+    }
+    Some(Some(other.to_string()))
 }
 
 impl Implied {
-    /// The observation's JSON, checked against its digest.
-    fn json(&self, record: &str) -> Result<String, StoreError> {
+    /// The observation's JSON (`own_key` is the row's key), checked against its digest.
+    fn json(&self, own_key: &str, record: &str) -> Result<String, StoreError> {
         let corrupt = |reason: &str| StoreError::Corrupt {
             what: "implied archive row",
             reason: reason.to_string(),
@@ -898,8 +988,20 @@ impl Implied {
         let head = record
             .get(..n - 1)
             .ok_or_else(|| corrupt("length beyond the record"))?;
-        let mut json = String::with_capacity(n);
-        json.push_str(head);
+        let mut json = String::with_capacity(n + 64);
+        match &self.key {
+            None => json.push_str(head),
+            Some(other) => {
+                let rest = head
+                    .strip_prefix(KEY_HEAD)
+                    .and_then(|h| h.strip_prefix(own_key))
+                    .filter(|r| r.starts_with('"'))
+                    .ok_or_else(|| corrupt("the record does not start with its key"))?;
+                json.push_str(KEY_HEAD);
+                json.push_str(other);
+                json.push_str(rest);
+            }
+        }
         json.push('}');
         if digest(&json) != self.digest {
             return Err(corrupt("digest mismatch"));
@@ -1045,8 +1147,31 @@ mod tests {
             let imp = Implied {
                 len: obs.len() as i64,
                 digest: digest(&obs),
+                key: None,
             };
-            assert_eq!(imp.json(&json).unwrap(), obs);
+            assert_eq!(imp.json(&key, &json).unwrap(), obs);
+            assert_eq!(archive_form_of(&obs, &key, &obs), Some(None));
+            // The same observation under the provisional key the record was re-keyed from.
+            let mut p = r.clone();
+            p.key = p.key.with_turn("~trace:4bf92f3577b34da6a3ce929d0e0e4736");
+            let p_key = p.key.to_string();
+            let p_obs = p.observation_json();
+            assert_eq!(
+                archive_form_of(&obs, &key, &p_obs),
+                Some(Some(p_key.clone()))
+            );
+            let imp = Implied {
+                len: obs.len() as i64,
+                digest: digest(&p_obs),
+                key: Some(p_key),
+            };
+            assert_eq!(imp.json(&key, &json).unwrap(), p_obs);
+            // Anything else is not the record's archive form.
+            let mut q = r.clone();
+            q.time_unix_nano += 1;
+            assert_eq!(archive_form_of(&obs, &key, &q.observation_json()), None);
+            assert_eq!(archive_form_of(&obs, &key, "{}"), None);
+            assert_eq!(archive_form_of(&obs, &key, ""), None);
         }
     }
 
@@ -1057,17 +1182,27 @@ mod tests {
         let bad = Implied {
             len: obs.len() as i64 - 1,
             digest: digest(&obs),
+            key: None,
         };
-        assert!(bad.json(&json).is_err());
+        assert!(bad.json(&r.key.to_string(), &json).is_err());
         let long = Implied {
             len: json.len() as i64 + 5,
             digest: digest(&obs),
+            key: None,
         };
-        assert!(long.json(&json).is_err());
+        assert!(long.json(&r.key.to_string(), &json).is_err());
         let zero = Implied {
             len: 0,
             digest: digest(&obs),
+            key: None,
         };
-        assert!(zero.json(&json).is_err());
+        assert!(zero.json(&r.key.to_string(), &json).is_err());
+        let other = Implied {
+            len: obs.len() as i64,
+            digest: digest(&obs),
+            key: Some(r.key.with_turn("u9").to_string()),
+        };
+        assert!(other.json(&r.key.to_string(), &json).is_err(), "digest");
+        assert!(other.json("v1|not-the-key", &json).is_err(), "own key");
     }
 }
