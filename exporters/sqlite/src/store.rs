@@ -626,12 +626,12 @@ impl Writer<'_> {
                         // Already in the archive, implied by the stored row.
                         continue;
                     }
-                    if reason == skip::DUPLICATE && Some(i) == implied_at {
+                    if let (skip::DUPLICATE, true, None, Some(imp)) =
+                        (reason, Some(i) == implied_at, already, &implied)
+                    {
                         // The very row this observation is the archive form of.
-                        if let (None, Some(imp)) = (already, &implied) {
-                            if self.set_implied(&rec.key, &key, imp)? {
-                                self.stats.archived += 1;
-                            }
+                        if self.set_implied(&rec.key, &key, imp)? {
+                            self.stats.archived += 1;
                         }
                         continue;
                     }

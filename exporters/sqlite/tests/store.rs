@@ -717,3 +717,27 @@ fn an_observation_of_a_re_keyed_event_is_stored_once_in_any_order() {
         }
     }
 }
+
+#[test]
+fn a_record_delivered_with_two_archive_forms_keeps_both() {
+    // The same record, once with its observation under the provisional key it was re-keyed
+    // from and once under its own key (two observations that differ only in the key).
+    let p = agentcol_component::agent::Precedence::default();
+    let (o, resolved) = provisional();
+    let mut with_provisional = agentcol_component::agent::Merged::from_observation(&o, &p)
+        .rekey(resolved)
+        .to_record();
+    let mut own = with_provisional.clone();
+    own.observations = vec![own.observation_json()];
+    with_provisional.observations = vec![o.observation_json()];
+    let records = [with_provisional, own];
+    let expected = expected_archive(&records);
+    assert_eq!(expected.len(), 2);
+    for order in [[0, 1], [1, 0]] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(&dir);
+        let ordered: Vec<AgentRecord> = order.iter().map(|i| records[*i].clone()).collect();
+        write(&path, &ordered, 1, None);
+        assert_eq!(archive(&path).0, expected, "{order:?}");
+    }
+}
