@@ -453,13 +453,23 @@ impl Writer<'_> {
     fn delete_event(&mut self, key: &EventKey, real: Option<&EventKey>) -> Result<(), StoreError> {
         let k = key.to_string();
         if let Some(stored) = self.stored(key, &k)? {
-            let keep = match (&stored.implied, real) {
-                (Some(i), Some(real)) => self
-                    .stored(real, &real.to_string())?
-                    .and_then(|r| r.implied)
-                    .is_some_and(|r| r.digest == i.digest),
-                _ => false,
-            };
+            let mut keep = false;
+            if let (Some(i), Some(real)) = (&stored.implied, real) {
+                let real_text = real.to_string();
+                if let Some(r) = self.stored(real, &real_text)? {
+                    match &r.implied {
+                        Some(ri) => keep = ri.digest == i.digest,
+                        None => {
+                            // The real row came without the observation: it implies it now.
+                            let o = i.json(&k, &stored.record)?;
+                            if let Some(imp) = stored_form_of(&r, &real_text, &o) {
+                                self.set_implied(real, &real_text, &imp)?;
+                                keep = true;
+                            }
+                        }
+                    }
+                }
+            }
             if !keep {
                 self.make_explicit(&k, &stored)?;
             }
@@ -607,6 +617,12 @@ impl Writer<'_> {
         let stored = self.stored(&rec.key, &key)?;
         match Self::wins(stored.as_ref(), rev, &json) {
             Ok(()) => {
+                let implied = match implied {
+                    None if rev == 0 && single_source && obs.len() >= 2 => {
+                        self.explicit_form(&rec.key, &key, &obs)?
+                    }
+                    other => other,
+                };
                 // First: the replaced row's implied observation becomes explicit.
                 self.write_event(&key, rec, &json, rev, None, stored.as_ref(), implied)?;
                 for (i, o) in attached.iter().enumerate() {
@@ -677,17 +693,88 @@ impl Writer<'_> {
         if attached.is_empty() {
             return Ok(());
         }
-        let implied = self
-            .stored(host, &host.to_string())?
-            .and_then(|s| s.implied)
-            .map(|i| i.digest);
+        let host_text = host.to_string();
+        let stored = self.stored(host, &host_text)?;
+        let mut implied = stored
+            .as_ref()
+            .and_then(|s| s.implied.as_ref())
+            .map(|i| i.digest.clone());
         for o in attached {
             if implied.is_some() && implied.as_deref() == Some(digest(o).as_str()) {
                 continue;
             }
+            if implied.is_none() {
+                // The real row came without it: it implies it now, as if it had.
+                if let Some(imp) = stored
+                    .as_ref()
+                    .and_then(|s| stored_form_of(s, &host_text, o))
+                {
+                    if self.set_implied(host, &host_text, &imp)? {
+                        self.stats.archived += 1;
+                    }
+                    implied = Some(imp.digest);
+                    continue;
+                }
+            }
             self.archive_text(o)?;
         }
         Ok(())
+    }
+
+    /// An explicit archive row that is the archive form `obs` of the record of `key` (under its
+    /// key, or under a provisional key aliased to its turn): a record that came without its
+    /// observation (re-keyed by `dedupe` after the observation was sent) implies it all the
+    /// same, so the representation does not depend on the order.
+    fn explicit_form(
+        &self,
+        key: &EventKey,
+        text: &str,
+        obs: &str,
+    ) -> Result<Option<Implied>, StoreError> {
+        let mut candidates = vec![(None, obs.to_string())];
+        let rest = obs
+            .strip_prefix(KEY_HEAD)
+            .and_then(|r| r.strip_prefix(text))
+            .filter(|r| r.starts_with('"'));
+        if let (Some(rest), false) = (rest, key.turn().is_empty() || key.has_alias_turn()) {
+            let aliases: Vec<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT alias FROM aliases WHERE agent = ?1 AND session_id = ?2 AND turn_id = ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_map(
+                        params![key.agent().as_str(), key.session(), key.turn()],
+                        |r| r.get(0),
+                    )?
+                    .collect()
+                })
+                .map_err(StoreError::sql("reading aliases"))?;
+            for alias in aliases {
+                let ko = key.with_turn(&alias).to_string();
+                if ko.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20) {
+                    continue;
+                }
+                candidates.push((Some(ko.clone()), format!("{KEY_HEAD}{ko}{rest}")));
+            }
+        }
+        for (other, form) in candidates {
+            let d = digest(&form);
+            let k = other.as_deref().unwrap_or(text);
+            let found = self
+                .conn
+                .prepare_cached("SELECT 1 FROM observations WHERE key = ?1 AND digest = ?2")
+                .and_then(|mut s| s.query_row(params![k, d], |_| Ok(())).optional())
+                .map_err(StoreError::sql("reading the archive"))?;
+            if found.is_some() {
+                return Ok(Some(Implied {
+                    len: obs.len() as i64,
+                    digest: d,
+                    key: other,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Deletes the explicit archive row (`key`, `d`); how many rows went (0 or 1).
@@ -972,6 +1059,38 @@ fn archive_form_of(obs: &str, key: &str, o: &str) -> Option<Option<String>> {
         return None;
     }
     Some(Some(other.to_string()))
+}
+
+/// Whether the stored row `host` (of key text `host_key`) can imply observation `o`: the row is
+/// revision 0 of one source and `o` is its archive form, under its key or another one (the
+/// same textual rule as [`archive_form_of`], read from the stored record JSON).
+fn stored_form_of(host: &Stored, host_key: &str, o: &str) -> Option<Implied> {
+    if host.revision != 0 || host.sources.contains(',') || host.state.is_some() {
+        return None;
+    }
+    let tail = o.strip_prefix(KEY_HEAD)?;
+    let end = tail.find('"')?;
+    let (ko, rest) = tail.split_at(end);
+    let body = rest.strip_suffix('}')?;
+    if host.sources.is_empty() || !body.ends_with(&format!(",\"source\":\"{}\"", host.sources)) {
+        return None;
+    }
+    if ko.bytes().any(|b| b == b'\\' || b < 0x20) || ko.parse::<EventKey>().is_err() {
+        return None;
+    }
+    let after = host
+        .record
+        .strip_prefix(KEY_HEAD)?
+        .strip_prefix(host_key)?
+        .strip_prefix(body)?;
+    if !after.starts_with(",\"sources\":") {
+        return None;
+    }
+    Some(Implied {
+        len: (KEY_HEAD.len() + host_key.len() + rest.len()) as i64,
+        digest: digest(o),
+        key: (ko != host_key).then(|| ko.to_string()),
+    })
 }
 
 impl Implied {

@@ -680,40 +680,51 @@ fn a_version_1_file_keeps_its_archive_and_stores_new_content_once() {
 #[test]
 fn an_observation_of_a_re_keyed_event_is_stored_once_in_any_order() {
     // `dedupe` re-keyed a provisional event: the provisional record (its observation
-    // attached), its tombstone, and the record under the real key. Both records carry the
-    // observation (a re-emission after a restart attaches it again), so either row can imply it.
-    let p = agentcol_component::agent::Precedence::default();
-    let (o, resolved) = provisional();
-    let m = agentcol_component::agent::Merged::from_observation(&o, &p);
-    let mut first = m.to_record();
-    first.observations = vec![o.observation_json()];
-    let mut tomb = m.to_record();
-    tomb.superseded_by = Some(resolved.clone());
-    let mut real = m.rekey(resolved).to_record();
-    real.observations = vec![o.observation_json()];
-    let records = [first, tomb, real];
-    let expected = expected_archive(&records);
-    assert_eq!(expected.len(), 1);
-    let mut reference = None;
-    for order in [
-        [0, 1, 2],
-        [0, 2, 1],
-        [1, 0, 2],
-        [1, 2, 0],
-        [2, 0, 1],
-        [2, 1, 0],
-    ] {
-        let ordered: Vec<AgentRecord> = order.iter().map(|i| records[*i].clone()).collect();
-        for batch in [1, 3] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = db(&dir);
-            write(&path, &ordered, batch, None);
-            let (rows, implied) = archive(&path);
-            assert_eq!(rows, expected, "{order:?} by {batch}");
-            assert_eq!(implied, 1, "{order:?} by {batch}: the real row implies it");
-            assert_eq!(count(&path, "SELECT count(*) FROM observations"), 0);
-            let d = dump(&path);
-            assert_eq!(reference.get_or_insert_with(|| d.clone()), &d, "{order:?}");
+    // attached), its tombstone, and the record under the real key, which carries the
+    // observation again (a re-emission after a restart) or, usually, not (it was sent with
+    // the provisional record). Either way the real row ends up implying it.
+    for real_attached in [true, false] {
+        let p = agentcol_component::agent::Precedence::default();
+        let (o, resolved) = provisional();
+        let m = agentcol_component::agent::Merged::from_observation(&o, &p);
+        let mut first = m.to_record();
+        first.observations = vec![o.observation_json()];
+        let mut tomb = m.to_record();
+        tomb.superseded_by = Some(resolved.clone());
+        let mut real = m.rekey(resolved).to_record();
+        if real_attached {
+            real.observations = vec![o.observation_json()];
+        }
+        let records = [first, tomb, real];
+        let expected = expected_archive(&records);
+        assert_eq!(expected.len(), 1);
+        let mut reference = None;
+        for order in [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ] {
+            let ordered: Vec<AgentRecord> = order.iter().map(|i| records[*i].clone()).collect();
+            for batch in [1, 3] {
+                let what =
+                    format!("{order:?} by {batch}, attached to the real one: {real_attached}");
+                let dir = tempfile::tempdir().unwrap();
+                let path = db(&dir);
+                write(&path, &ordered, batch, None);
+                let (rows, implied) = archive(&path);
+                assert_eq!(rows, expected, "{what}");
+                assert_eq!(implied, 1, "{what}: the real row implies it");
+                assert_eq!(
+                    count(&path, "SELECT count(*) FROM observations"),
+                    0,
+                    "{what}"
+                );
+                let d = dump(&path);
+                assert_eq!(reference.get_or_insert_with(|| d.clone()), &d, "{what}");
+            }
         }
     }
 }
