@@ -260,7 +260,7 @@ fn hook_calls_made_while_the_collector_is_down_are_delivered_from_the_spool_once
     let calls = query(
         &db,
         &format!(
-            "SELECT e.kind, CAST(count(*) AS TEXT) FROM observations o JOIN events e ON e.key = o.key
+            "SELECT e.kind, CAST(count(*) AS TEXT) FROM archive o JOIN events e ON e.key = o.key
              WHERE e.session_id = '{t}' AND o.source = 'hook'
                AND e.kind IN ('tool.call', 'tool.result', 'user_prompt', 'turn.end')
              GROUP BY e.kind, e.key ORDER BY e.kind"

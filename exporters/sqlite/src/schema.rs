@@ -40,11 +40,12 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Never edit a released entry: append a new one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description:
-        "events, observation archive, raw records, derived sessions/turns/tool calls/usage",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description:
+            "events, observation archive, raw records, derived sessions/turns/tool calls/usage",
+        sql: r#"
 CREATE TABLE events (
     key          TEXT NOT NULL,
     agent        TEXT NOT NULL,
@@ -160,7 +161,28 @@ CREATE TABLE usage (
     PRIMARY KEY (session_id, turn_id, key)
 ) WITHOUT ROWID;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "implied archive rows: an event row can hold its one observation",
+        sql: r#"
+ALTER TABLE events ADD COLUMN archive_len INTEGER;
+ALTER TABLE events ADD COLUMN archive_digest TEXT;
+ALTER TABLE events ADD COLUMN archive_key TEXT;
+CREATE VIEW archive (key, digest, source, time_ns, json) AS
+    SELECT key, digest, source, time_ns, json FROM observations
+    UNION ALL
+    SELECT coalesce(archive_key, key), archive_digest, nullif(sources, ''), time_ns,
+           CASE WHEN archive_key IS NULL
+           THEN CAST(substr(CAST(record AS BLOB), 1, archive_len - 1) AS TEXT) || '}'
+           ELSE '{"key":"' || archive_key || CAST(substr(CAST(record AS BLOB),
+                    9 + length(CAST(key AS BLOB)),
+                    archive_len - 9 - length(CAST(key AS BLOB))) AS TEXT) || '}'
+           END
+    FROM events WHERE archive_digest IS NOT NULL;
+"#,
+    },
+];
 
 /// The schema version this binary writes.
 pub fn latest_version() -> i64 {

@@ -277,8 +277,12 @@ impl Writer<'_> {
 
     fn agent(&mut self, mut rec: AgentRecord, r: &LogRecord) -> Result<(), StoreError> {
         let attached = std::mem::take(&mut rec.observations);
-        for o in &attached {
-            self.archive_text(o)?;
+        if let Some(host) = &rec.superseded_by {
+            self.archive_unless_implied(&attached, &host.clone())?;
+        } else if rec.revision.is_none() {
+            for o in &attached {
+                self.archive_text(o)?;
+            }
         }
         if rec.superseded_by.is_none() && !rec.key.has_alias_turn() {
             if let Some(trace) = rec.get(attr::ALIAS_TRACE_ID).and_then(|v| v.as_str()) {
@@ -297,7 +301,7 @@ impl Writer<'_> {
             return self.tombstone(&rec.key, &new_key);
         }
         if rec.revision.is_some() {
-            self.merged(rec)
+            self.merged(rec, &attached)
         } else {
             let json = rec.observation_json();
             let d = digest(&json);
@@ -344,15 +348,38 @@ impl Writer<'_> {
             Some((k, s, t)) => (k, s, Some(t)),
             None => ("", None, None),
         };
-        let n = self
-            .conn
+        let n = self.insert_archive_row(key, d, source, time, json)?;
+        self.stats.archived += n as u64;
+        Ok(())
+    }
+
+    fn insert_archive_row(
+        &self,
+        key: &str,
+        d: &str,
+        source: Option<&str>,
+        time: Option<i64>,
+        json: &str,
+    ) -> Result<usize, StoreError> {
+        self.conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO observations (key, digest, source, time_ns, json)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .and_then(|mut s| s.execute(params![key, d, source, time, json]))
-            .map_err(StoreError::sql("archiving an observation"))?;
-        self.stats.archived += n as u64;
+            .map_err(StoreError::sql("archiving an observation"))
+    }
+
+    /// Writes the observation that the stored row of `key` implies (if it implies one) as an
+    /// explicit archive row: the row is about to be replaced or deleted, and the archive keeps
+    /// every observation. Not counted: the observation was already archived.
+    fn make_explicit(&self, key: &str, stored: &Stored) -> Result<(), StoreError> {
+        if let Some(i) = &stored.implied {
+            let json = i.json(key, &stored.record)?;
+            let source = Some(stored.sources.as_str()).filter(|s| !s.is_empty());
+            let k = i.key.as_deref().unwrap_or(key);
+            self.insert_archive_row(k, &i.digest, source, Some(stored.time_ns), &json)?;
+        }
         Ok(())
     }
 
@@ -410,19 +437,43 @@ impl Writer<'_> {
             if old.agent() != key.agent() {
                 continue;
             }
-            self.delete_event(&old)?;
+            let real = old.with_turn(turn);
+            self.delete_event(&old, Some(&real))?;
             self.stats.tombstones += 1;
             // Raw path: nobody upstream re-keys, so the store carries the state over.
             if let Some(m) = state.and_then(|s| serde_json::from_str::<Merged>(&s).ok()) {
-                let real = old.with_turn(turn);
                 self.join_state(m.rekey(real))?;
             }
         }
         Ok(())
     }
 
-    fn delete_event(&mut self, key: &EventKey) -> Result<(), StoreError> {
+    /// Deletes the row of `key`, superseded by `real` when known (whose row may imply the
+    /// same observation: it is then not written out).
+    fn delete_event(&mut self, key: &EventKey, real: Option<&EventKey>) -> Result<(), StoreError> {
         let k = key.to_string();
+        if let Some(stored) = self.stored(key, &k)? {
+            let mut keep = false;
+            if let (Some(i), Some(real)) = (&stored.implied, real) {
+                let real_text = real.to_string();
+                if let Some(r) = self.stored(real, &real_text)? {
+                    match &r.implied {
+                        Some(ri) => keep = ri.digest == i.digest,
+                        None => {
+                            // The real row came without the observation: it implies it now.
+                            let o = i.json(&k, &stored.record)?;
+                            if let Some(imp) = stored_form_of(&r, &real_text, &o) {
+                                self.set_implied(real, &real_text, &imp)?;
+                                keep = true;
+                            }
+                        }
+                    }
+                }
+            }
+            if !keep {
+                self.make_explicit(&k, &stored)?;
+            }
+        }
         let n = self
             .conn
             .prepare_cached(
@@ -442,11 +493,11 @@ impl Writer<'_> {
     fn join_state(&mut self, m: Merged) -> Result<(), StoreError> {
         let key = m.key.to_string();
         let stored = self.stored(&m.key, &key)?;
-        let mut state = match stored.as_ref().and_then(|s| s.2.as_deref()) {
+        let mut state = match stored.as_ref().and_then(|s| s.state.as_deref()) {
             Some(s) => {
                 serde_json::from_str::<Merged>(s).unwrap_or_else(|_| Merged::new(m.key.clone()))
             }
-            None => self.rebuild_state(&m.key)?,
+            None => self.rebuild_state(&m.key, stored.as_ref())?,
         };
         state.join(&m);
         let rec = state.to_record();
@@ -455,14 +506,14 @@ impl Writer<'_> {
             what: "merge state",
             reason: e.to_string(),
         })?;
-        let new = stored.is_none();
         self.write_event(
             &key,
             rec,
             &json,
             ns(state.revision()),
             Some(&state_json),
-            new,
+            stored.as_ref(),
+            None,
         )
     }
 
@@ -470,23 +521,32 @@ impl Writer<'_> {
         if key.has_alias_turn() && key.session() == new_key.session() {
             self.learn_alias(key, key.turn(), new_key.turn())?;
         }
-        self.delete_event(key)
+        self.delete_event(key, Some(new_key))
     }
 
-    /// The stored (revision, record, state) of `key` (`text` is its string form).
-    fn stored(
-        &self,
-        key: &EventKey,
-        text: &str,
-    ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
+    /// The stored row of `key` (`text` is its string form).
+    fn stored(&self, key: &EventKey, text: &str) -> Result<Option<Stored>, StoreError> {
         self.conn
             .prepare_cached(
-                "SELECT revision, record, state FROM events
-                 WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
+                "SELECT revision, record, state, sources, time_ns, archive_len, archive_digest,
+                     archive_key
+                 FROM events WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
             )
             .and_then(|mut s| {
                 s.query_row(params![key.session(), key.turn(), text], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    let len: Option<i64> = r.get(5)?;
+                    let digest: Option<String> = r.get(6)?;
+                    let key: Option<String> = r.get(7)?;
+                    Ok(Stored {
+                        revision: r.get(0)?,
+                        record: r.get(1)?,
+                        state: r.get(2)?,
+                        sources: r.get(3)?,
+                        time_ns: r.get(4)?,
+                        implied: len
+                            .zip(digest)
+                            .map(|(len, digest)| Implied { len, digest, key }),
+                    })
                 })
                 .optional()
             })
@@ -494,14 +554,14 @@ impl Writer<'_> {
     }
 
     /// Whether a candidate (revision, record JSON) replaces the stored row; else why not.
-    fn wins(
-        stored: Option<&(i64, String, Option<String>)>,
-        rev: i64,
-        json: &str,
-    ) -> Result<(), &'static str> {
+    fn wins(stored: Option<&Stored>, rev: i64, json: &str) -> Result<(), &'static str> {
         match stored {
             None => Ok(()),
-            Some((r, j, _)) => {
+            Some(Stored {
+                revision: r,
+                record: j,
+                ..
+            }) => {
                 if rev > *r || (rev == *r && json > j.as_str()) {
                     Ok(())
                 } else if rev == *r && json == j {
@@ -513,23 +573,218 @@ impl Writer<'_> {
         }
     }
 
-    fn merged(&mut self, rec: AgentRecord) -> Result<(), StoreError> {
+    /// A merged record and the observations `dedupe` attached to it. When the record is
+    /// revision 0 of one source and one attachment is exactly its archive form (the record
+    /// JSON without the merged-only fields), that observation is not written to
+    /// `observations`: the event row implies it ([`Implied`]), so the content is stored once.
+    /// Whenever such a row is replaced or deleted, the observation is written out first, so
+    /// the archive (`observations` ∪ implied rows, the `archive` view) is the same set of
+    /// observations whatever the order; the representation is canonical too (an observation
+    /// is implied iff the winning row implies it).
+    fn merged(&mut self, rec: AgentRecord, attached: &[String]) -> Result<(), StoreError> {
         let key = rec.key.to_string();
-        if self.resolved_turn(&rec.key)?.is_some() {
-            // `dedupe` has re-keyed (or will re-key) this provisional event.
+        if let Some(turn) = self.resolved_turn(&rec.key)? {
+            // `dedupe` has re-keyed (or will re-key) this provisional event; the row of the
+            // real key may imply an observation of this one.
+            let real = rec.key.with_turn(&turn);
+            self.archive_unless_implied(attached, &real)?;
             self.stats.skip(skip::SUPERSEDED);
             return Ok(());
         }
-        let json = record_json(&rec)?;
+        let (json, obs) = record_json_parts(&rec, &key)?;
         let rev = ns(rec.revision.unwrap_or(0));
+        let single_source = sources_text(&rec) == rec.source.map(|s| s.as_str()).unwrap_or("");
+        let (implied_at, implied) = if rev == 0 && single_source && !obs.is_empty() {
+            attached
+                .iter()
+                .enumerate()
+                .find_map(|(i, o)| {
+                    archive_form_of(&obs, &key, o).map(|k| {
+                        (
+                            Some(i),
+                            Some(Implied {
+                                len: obs.len() as i64,
+                                digest: digest(o),
+                                key: k,
+                            }),
+                        )
+                    })
+                })
+                .unwrap_or((None, None))
+        } else {
+            (None, None)
+        };
         let stored = self.stored(&rec.key, &key)?;
         match Self::wins(stored.as_ref(), rev, &json) {
-            Ok(()) => self.write_event(&key, rec, &json, rev, None, stored.is_none()),
+            Ok(()) => {
+                let implied = match implied {
+                    None if rev == 0 && single_source && obs.len() >= 2 => {
+                        self.explicit_form(&rec.key, &key, &obs)?
+                    }
+                    other => other,
+                };
+                // First: the replaced row's implied observation becomes explicit.
+                self.write_event(&key, rec, &json, rev, None, stored.as_ref(), implied)?;
+                for (i, o) in attached.iter().enumerate() {
+                    if Some(i) != implied_at {
+                        self.archive_text(o)?;
+                    }
+                }
+                Ok(())
+            }
             Err(reason) => {
+                let s = stored.as_ref();
+                let already = s
+                    .and_then(|s| s.implied.as_ref())
+                    .map(|i| i.digest.as_str());
+                for (i, o) in attached.iter().enumerate() {
+                    if already.is_some() && already == Some(digest(o).as_str()) {
+                        // Already in the archive, implied by the stored row.
+                        continue;
+                    }
+                    if let (skip::DUPLICATE, true, None, Some(imp)) =
+                        (reason, Some(i) == implied_at, already, &implied)
+                    {
+                        // The very row this observation is the archive form of.
+                        if self.set_implied(&rec.key, &key, imp)? {
+                            self.stats.archived += 1;
+                        }
+                        continue;
+                    }
+                    self.archive_text(o)?;
+                }
                 self.stats.skip(reason);
                 Ok(())
             }
         }
+    }
+
+    /// Marks the stored row of `key` (equal to the record `imp` was computed from) as
+    /// implying its observation, removing an explicit copy if there is one; whether the
+    /// observation is new to the archive.
+    fn set_implied(&self, key: &EventKey, text: &str, imp: &Implied) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE events SET archive_len = ?4, archive_digest = ?5, archive_key = ?6
+                 WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    key.session(),
+                    key.turn(),
+                    text,
+                    imp.len,
+                    imp.digest,
+                    imp.key
+                ])
+            })
+            .map_err(StoreError::sql("marking an implied observation"))?;
+        let k = imp.key.as_deref().unwrap_or(text);
+        Ok(self.delete_archive_row(k, &imp.digest)? == 0)
+    }
+
+    /// Archives `attached` (observations of a record that does not win, under another key
+    /// than `host`), except the one the row of `host` implies.
+    fn archive_unless_implied(
+        &mut self,
+        attached: &[String],
+        host: &EventKey,
+    ) -> Result<(), StoreError> {
+        if attached.is_empty() {
+            return Ok(());
+        }
+        let host_text = host.to_string();
+        let stored = self.stored(host, &host_text)?;
+        let mut implied = stored
+            .as_ref()
+            .and_then(|s| s.implied.as_ref())
+            .map(|i| i.digest.clone());
+        for o in attached {
+            if implied.is_some() && implied.as_deref() == Some(digest(o).as_str()) {
+                continue;
+            }
+            if implied.is_none() {
+                // The real row came without it: it implies it now, as if it had.
+                if let Some(imp) = stored
+                    .as_ref()
+                    .and_then(|s| stored_form_of(s, &host_text, o))
+                {
+                    if self.set_implied(host, &host_text, &imp)? {
+                        self.stats.archived += 1;
+                    }
+                    implied = Some(imp.digest);
+                    continue;
+                }
+            }
+            self.archive_text(o)?;
+        }
+        Ok(())
+    }
+
+    /// An explicit archive row that is the archive form `obs` of the record of `key` (under its
+    /// key, or under a provisional key aliased to its turn): a record that came without its
+    /// observation (re-keyed by `dedupe` after the observation was sent) implies it all the
+    /// same, so the representation does not depend on the order.
+    fn explicit_form(
+        &self,
+        key: &EventKey,
+        text: &str,
+        obs: &str,
+    ) -> Result<Option<Implied>, StoreError> {
+        let mut candidates = vec![(None, obs.to_string())];
+        let rest = obs
+            .strip_prefix(KEY_HEAD)
+            .and_then(|r| r.strip_prefix(text))
+            .filter(|r| r.starts_with('"'));
+        if let (Some(rest), false) = (rest, key.turn().is_empty() || key.has_alias_turn()) {
+            let aliases: Vec<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT alias FROM aliases WHERE agent = ?1 AND session_id = ?2 AND turn_id = ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_map(
+                        params![key.agent().as_str(), key.session(), key.turn()],
+                        |r| r.get(0),
+                    )?
+                    .collect()
+                })
+                .map_err(StoreError::sql("reading aliases"))?;
+            for alias in aliases {
+                let ko = key.with_turn(&alias).to_string();
+                if ko.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20) {
+                    continue;
+                }
+                candidates.push((Some(ko.clone()), format!("{KEY_HEAD}{ko}{rest}")));
+            }
+        }
+        for (other, form) in candidates {
+            let d = digest(&form);
+            let k = other.as_deref().unwrap_or(text);
+            let found = self
+                .conn
+                .prepare_cached("SELECT 1 FROM observations WHERE key = ?1 AND digest = ?2")
+                .and_then(|mut s| s.query_row(params![k, d], |_| Ok(())).optional())
+                .map_err(StoreError::sql("reading the archive"))?;
+            if found.is_some() {
+                return Ok(Some(Implied {
+                    len: obs.len() as i64,
+                    digest: d,
+                    key: other,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes the explicit archive row (`key`, `d`); how many rows went (0 or 1).
+    fn delete_archive_row(&self, key: &str, d: &str) -> Result<usize, StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM observations WHERE key = ?1 AND digest = ?2")
+            .and_then(|mut s| s.execute(params![key, d]))
+            .map_err(StoreError::sql(
+                "removing an explicit copy of an implied observation",
+            ))
     }
 
     fn observation(&mut self, mut obs: AgentRecord, d: String) -> Result<(), StoreError> {
@@ -541,7 +796,7 @@ impl Writer<'_> {
         let prec = &self.options.precedence;
         let state = stored
             .as_ref()
-            .and_then(|s| s.2.as_deref())
+            .and_then(|s| s.state.as_deref())
             .and_then(|s| serde_json::from_str::<Merged>(s).ok());
         let state = match state {
             Some(mut m) => match m.add_with_digest(&obs, d, prec) {
@@ -555,7 +810,7 @@ impl Writer<'_> {
             // archive holds every observation archived under the key; this one is added too,
             // as it was archived under its provisional key when it has been re-keyed.
             None => {
-                let mut m = self.rebuild_state(&obs.key)?;
+                let mut m = self.rebuild_state(&obs.key, stored.as_ref())?;
                 m.add_with_digest(&obs, d, prec);
                 m
             }
@@ -570,7 +825,15 @@ impl Writer<'_> {
                         what: "merge state",
                         reason: e.to_string(),
                     })?;
-                self.write_event(&key, rec, &json, rev, Some(&state_json), stored.is_none())
+                self.write_event(
+                    &key,
+                    rec,
+                    &json,
+                    rev,
+                    Some(&state_json),
+                    stored.as_ref(),
+                    None,
+                )
             }
             Err(reason) => {
                 self.stats.skip(reason);
@@ -579,8 +842,19 @@ impl Writer<'_> {
         }
     }
 
-    fn rebuild_state(&self, key: &EventKey) -> Result<Merged, StoreError> {
+    /// The merge state of every observation archived under `key`: the explicit rows and the
+    /// one the stored row (`stored`, the row of `key`) implies.
+    fn rebuild_state(&self, key: &EventKey, stored: Option<&Stored>) -> Result<Merged, StoreError> {
         let mut m = Merged::new(key.clone());
+        if let Some((s, i)) = stored.and_then(|s| s.implied.as_ref().map(|i| (s, i))) {
+            let json = i.json(&key.to_string(), &s.record)?;
+            // An observation of another (provisional) key is not this key's.
+            if i.key.is_none() {
+                if let Ok(o) = AgentRecord::from_observation_json(&json) {
+                    m.add_with_digest(&o, i.digest.clone(), &self.options.precedence);
+                }
+            }
+        }
         let mut stmt = self
             .conn
             .prepare_cached("SELECT digest, json FROM observations WHERE key = ?1 ORDER BY digest")
@@ -599,6 +873,9 @@ impl Writer<'_> {
         Ok(m)
     }
 
+    /// Inserts or replaces the row of `key`; `stored` is the row it replaces, `implied` the
+    /// observation the new row implies (see [`Self::merged`]).
+    #[allow(clippy::too_many_arguments)]
     fn write_event(
         &mut self,
         key: &str,
@@ -606,27 +883,36 @@ impl Writer<'_> {
         json: &str,
         rev: i64,
         state: Option<&str>,
-        new: bool,
+        stored: Option<&Stored>,
+        implied: Option<Implied>,
     ) -> Result<(), StoreError> {
-        let sources = if rec.sources.is_empty() {
-            rec.source
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default()
-        } else {
-            rec.sources
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
+        let same = match (stored.and_then(|s| s.implied.as_ref()), &implied) {
+            (Some(a), Some(b)) => a.digest == b.digest,
+            _ => false,
         };
+        if !same {
+            if let Some(s) = stored {
+                self.make_explicit(key, s)?;
+            }
+            if let Some(i) = &implied {
+                // An explicit copy (left by an earlier row, or a version-1 file) goes: the
+                // observation is stored once, and the representation is canonical.
+                if self.delete_archive_row(i.key.as_deref().unwrap_or(key), &i.digest)? == 0 {
+                    self.stats.archived += 1;
+                }
+            }
+        }
+        let new = stored.is_none();
+        let sources = sources_text(&rec);
         let k = &rec.key;
         let [cwd, branch, commit, model] = indexed_attrs(&rec);
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO events (key, agent, session_id, turn_id, item_id, kind, name,
                      time_ns, revision, sources, key_fallback, cwd, git_branch, git_commit, model,
-                     record, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                     record, state, archive_len, archive_digest, archive_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -647,6 +933,9 @@ impl Writer<'_> {
                     model,
                     json,
                     state,
+                    implied.as_ref().map(|i| i.len),
+                    implied.as_ref().map(|i| i.digest.as_str()),
+                    implied.as_ref().and_then(|i| i.key.as_deref()),
                 ])
             })
             .map_err(StoreError::sql("writing an event"))?;
@@ -721,6 +1010,191 @@ struct ObservationHead<'a> {
     time_unix_nano: u64,
 }
 
+/// A stored event row, as the write path needs it.
+struct Stored {
+    revision: i64,
+    record: String,
+    state: Option<String>,
+    sources: String,
+    time_ns: i64,
+    implied: Option<Implied>,
+}
+
+/// The observation an event row implies (`archive_len`, `archive_digest`, `archive_key`): its
+/// JSON is the first `len - 1` bytes of the row's `record` followed by `}` (the record's
+/// archive form is the record JSON without its trailing merged-only fields), with the key
+/// text replaced by `key` when it is set (an observation of the provisional key the record
+/// was re-keyed from), with this digest.
+#[derive(Debug, Clone)]
+struct Implied {
+    len: i64,
+    digest: String,
+    key: Option<String>,
+}
+
+/// How the archive form starts: `{"key":"` then the key (only keys that JSON writes
+/// verbatim are implied, so the key is the text between the quotes).
+const KEY_HEAD: &str = "{\"key\":\"";
+
+/// Whether `o` (an attached observation) is the archive form `obs` of the record of key
+/// `key`, or that form under another key: `Some(None)`, `Some(Some(other key))`, else `None`.
+fn archive_form_of(obs: &str, key: &str, o: &str) -> Option<Option<String>> {
+    if o == obs {
+        return Some(None);
+    }
+    let rest = obs.strip_prefix(KEY_HEAD)?.strip_prefix(key)?;
+    if !rest.starts_with('"') {
+        return None;
+    }
+    let tail = o.strip_prefix(KEY_HEAD)?;
+    let end = tail.find('"')?;
+    let (other, o_rest) = tail.split_at(end);
+    // Written verbatim by JSON (no escapes, no control characters) and readable as a key,
+    // exactly what archiving it explicitly would read.
+    if o_rest != rest
+        || other == key
+        || other.bytes().any(|b| b == b'\\' || b < 0x20)
+        || other.parse::<EventKey>().is_err()
+    {
+        return None;
+    }
+    Some(Some(other.to_string()))
+}
+
+/// Whether the stored row `host` (of key text `host_key`) can imply observation `o`: the row is
+/// revision 0 of one source and `o` is its archive form, under its key or another one (the
+/// same textual rule as [`archive_form_of`], read from the stored record JSON).
+fn stored_form_of(host: &Stored, host_key: &str, o: &str) -> Option<Implied> {
+    if host.revision != 0 || host.sources.contains(',') || host.state.is_some() {
+        return None;
+    }
+    let tail = o.strip_prefix(KEY_HEAD)?;
+    let end = tail.find('"')?;
+    let (ko, rest) = tail.split_at(end);
+    let body = rest.strip_suffix('}')?;
+    if host.sources.is_empty() || !body.ends_with(&format!(",\"source\":\"{}\"", host.sources)) {
+        return None;
+    }
+    if ko.bytes().any(|b| b == b'\\' || b < 0x20) || ko.parse::<EventKey>().is_err() {
+        return None;
+    }
+    let after = host
+        .record
+        .strip_prefix(KEY_HEAD)?
+        .strip_prefix(host_key)?
+        .strip_prefix(body)?;
+    if !after.starts_with(",\"sources\":") {
+        return None;
+    }
+    Some(Implied {
+        len: (KEY_HEAD.len() + host_key.len() + rest.len()) as i64,
+        digest: digest(o),
+        key: (ko != host_key).then(|| ko.to_string()),
+    })
+}
+
+impl Implied {
+    /// The observation's JSON (`own_key` is the row's key), checked against its digest.
+    fn json(&self, own_key: &str, record: &str) -> Result<String, StoreError> {
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            what: "implied archive row",
+            reason: reason.to_string(),
+        };
+        let n = usize::try_from(self.len)
+            .ok()
+            .filter(|n| *n >= 2)
+            .ok_or_else(|| corrupt("bad length"))?;
+        let head = record
+            .get(..n - 1)
+            .ok_or_else(|| corrupt("length beyond the record"))?;
+        let mut json = String::with_capacity(n + 64);
+        match &self.key {
+            None => json.push_str(head),
+            Some(other) => {
+                let rest = head
+                    .strip_prefix(KEY_HEAD)
+                    .and_then(|h| h.strip_prefix(own_key))
+                    .filter(|r| r.starts_with('"'))
+                    .ok_or_else(|| corrupt("the record does not start with its key"))?;
+                json.push_str(KEY_HEAD);
+                json.push_str(other);
+                json.push_str(rest);
+            }
+        }
+        json.push('}');
+        if digest(&json) != self.digest {
+            return Err(corrupt("digest mismatch"));
+        }
+        Ok(json)
+    }
+}
+
+/// The `sources` column: the comma list of sources, else the source, else `''`.
+fn sources_text(rec: &AgentRecord) -> String {
+    if rec.sources.is_empty() {
+        rec.source
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default()
+    } else {
+        rec.sources
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The `record` column of `rec` (`key` is its key's text) and the record's archive form
+/// ([`AgentRecord::observation_json`]), serialised once: the record JSON is the archive form
+/// with the merged-only fields (which serialise last) appended, exactly
+/// `serde_json::to_string` of the record without its attached observations.
+fn record_json_parts(rec: &AgentRecord, key: &str) -> Result<(String, String), StoreError> {
+    use agentcol_component::agent::Source;
+    #[derive(serde::Serialize)]
+    struct Tail<'a> {
+        #[serde(skip_serializing_if = "no_sources")]
+        sources: &'a [Source],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revision: Option<u64>,
+        #[serde(skip_serializing_if = "no_provenance")]
+        provenance: &'a BTreeMap<String, Source>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        superseded_by: Option<&'a EventKey>,
+    }
+    fn no_sources(s: &&[Source]) -> bool {
+        s.is_empty()
+    }
+    fn no_provenance(p: &&BTreeMap<String, Source>) -> bool {
+        p.is_empty()
+    }
+    let obs = rec.observation_json_keyed(key);
+    if obs.len() < 2 {
+        // Not serialisable as an archive form (never expected): the plain way.
+        return Ok((record_json(rec)?, String::new()));
+    }
+    let tail = serde_json::to_string(&Tail {
+        sources: &rec.sources,
+        revision: rec.revision,
+        provenance: &rec.provenance,
+        superseded_by: rec.superseded_by.as_ref(),
+    })
+    .map_err(|e| StoreError::Corrupt {
+        what: "record",
+        reason: e.to_string(),
+    })?;
+    let json = match (obs.strip_suffix('}'), tail.strip_prefix('{')) {
+        (Some(head), Some(rest)) if rest != "}" => {
+            let mut j = String::with_capacity(head.len() + rest.len() + 1);
+            j.push_str(head);
+            j.push(',');
+            j.push_str(rest);
+            j
+        }
+        _ => obs.clone(),
+    };
+    Ok((json, obs))
+}
+
 /// The `record` column: the canonical record as JSON, without attached observations (they are
 /// in the archive).
 fn record_json(rec: &AgentRecord) -> Result<String, StoreError> {
@@ -735,4 +1209,119 @@ fn record_json(rec: &AgentRecord) -> Result<String, StoreError> {
         what: "record",
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentcol_component::agent::{Agent, Kind, Source};
+    use serde_json::json;
+
+    fn record() -> AgentRecord {
+        let key = EventKey::new(
+            Agent::Codex,
+            "t",
+            Some("u1"),
+            Some("call_1"),
+            Kind::ToolCall,
+        )
+        .unwrap();
+        let mut r = AgentRecord::observation(key, "agent.tool.call", Source::Rollout, 7);
+        r.set("a", json!({"sources": 1, "x": [1.5, "}"]}));
+        r.body = json!("out \"q\" }\n");
+        r
+    }
+
+    #[test]
+    fn the_record_json_is_serde_json_of_the_record() {
+        let mut cases = Vec::new();
+        let plain = record();
+        cases.push(plain.clone());
+        let mut merged = plain.clone();
+        merged.sources = vec![Source::Rollout];
+        merged.revision = Some(0);
+        cases.push(merged.clone());
+        let mut two = merged.clone();
+        two.sources = vec![Source::Otlp, Source::Rollout];
+        two.revision = Some(3);
+        two.provenance.insert("body".into(), Source::Otlp);
+        cases.push(two.clone());
+        let mut no_source = two.clone();
+        no_source.source = None;
+        no_source.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736".into();
+        cases.push(no_source);
+        let mut tomb = merged.clone();
+        tomb.superseded_by = Some(tomb.key.with_turn("u2"));
+        cases.push(tomb);
+        let mut only_rev = plain.clone();
+        only_rev.revision = Some(1);
+        cases.push(only_rev);
+        for r in cases {
+            let key = r.key.to_string();
+            let (json, obs) = record_json_parts(&r, &key).unwrap();
+            assert_eq!(json, serde_json::to_string(&r).unwrap());
+            assert_eq!(obs, r.observation_json());
+            assert_eq!(json, record_json(&r).unwrap());
+            // The archive form is a prefix of the record JSON, closed by `}`.
+            let imp = Implied {
+                len: obs.len() as i64,
+                digest: digest(&obs),
+                key: None,
+            };
+            assert_eq!(imp.json(&key, &json).unwrap(), obs);
+            assert_eq!(archive_form_of(&obs, &key, &obs), Some(None));
+            // The same observation under the provisional key the record was re-keyed from.
+            let mut p = r.clone();
+            p.key = p.key.with_turn("~trace:4bf92f3577b34da6a3ce929d0e0e4736");
+            let p_key = p.key.to_string();
+            let p_obs = p.observation_json();
+            assert_eq!(
+                archive_form_of(&obs, &key, &p_obs),
+                Some(Some(p_key.clone()))
+            );
+            let imp = Implied {
+                len: obs.len() as i64,
+                digest: digest(&p_obs),
+                key: Some(p_key),
+            };
+            assert_eq!(imp.json(&key, &json).unwrap(), p_obs);
+            // Anything else is not the record's archive form.
+            let mut q = r.clone();
+            q.time_unix_nano += 1;
+            assert_eq!(archive_form_of(&obs, &key, &q.observation_json()), None);
+            assert_eq!(archive_form_of(&obs, &key, "{}"), None);
+            assert_eq!(archive_form_of(&obs, &key, ""), None);
+        }
+    }
+
+    #[test]
+    fn an_implied_row_that_does_not_match_its_digest_is_refused() {
+        let r = record();
+        let (json, obs) = record_json_parts(&r, &r.key.to_string()).unwrap();
+        let bad = Implied {
+            len: obs.len() as i64 - 1,
+            digest: digest(&obs),
+            key: None,
+        };
+        assert!(bad.json(&r.key.to_string(), &json).is_err());
+        let long = Implied {
+            len: json.len() as i64 + 5,
+            digest: digest(&obs),
+            key: None,
+        };
+        assert!(long.json(&r.key.to_string(), &json).is_err());
+        let zero = Implied {
+            len: 0,
+            digest: digest(&obs),
+            key: None,
+        };
+        assert!(zero.json(&r.key.to_string(), &json).is_err());
+        let other = Implied {
+            len: obs.len() as i64,
+            digest: digest(&obs),
+            key: Some(r.key.with_turn("u9").to_string()),
+        };
+        assert!(other.json(&r.key.to_string(), &json).is_err(), "digest");
+        assert!(other.json("v1|not-the-key", &json).is_err(), "own key");
+    }
 }

@@ -508,3 +508,247 @@ fn foreign_databases_and_missing_files_are_refused() {
         "the reader creates nothing"
     );
 }
+
+/// An archive row: key, digest, source, time, json.
+type ArchiveRow = (String, String, Option<String>, Option<i64>, String);
+
+/// The archive (`archive` view: explicit rows ∪ rows implied by events), sorted; and how many
+/// of them are implied.
+fn archive(path: &Path) -> (Vec<ArchiveRow>, i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let rows = conn
+        .prepare("SELECT key, digest, source, time_ns, json FROM archive ORDER BY key, digest")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let implied = conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE archive_digest IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (rows, implied)
+}
+
+/// What version 1 archived: every attached observation once, its columns read from its JSON.
+fn expected_archive(records: &[AgentRecord]) -> Vec<ArchiveRow> {
+    let mut v: Vec<_> = records
+        .iter()
+        .flat_map(|r| r.observations.iter())
+        .map(|o| {
+            let rec = AgentRecord::from_observation_json(o).unwrap();
+            (
+                rec.key.to_string(),
+                agentcol_component::agent::merge::digest(o),
+                rec.source.map(|s| s.as_str().to_string()),
+                Some(rec.time_unix_nano as i64),
+                o.clone(),
+            )
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[test]
+fn the_archive_holds_every_attached_observation_once_whatever_the_order() {
+    let records = merged_records();
+    let expected = expected_archive(&records);
+    let mut orders = vec![(records.clone(), records.len(), None)];
+    let mut reversed = records.clone();
+    reversed.reverse();
+    orders.push((reversed.clone(), 1, None));
+    for seed in [3, 11, 2024] {
+        orders.push((shuffled(&records, seed), 2, Some(1)));
+    }
+    let mut twice = reversed;
+    twice.extend(records.clone());
+    orders.push((twice, 3, Some(2)));
+    for (i, (order, batch, restart)) in orders.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(&dir);
+        write(&path, &order, batch, restart);
+        let (rows, implied) = archive(&path);
+        assert_eq!(rows, expected, "order {i}");
+        // Content stored once: events of one observation imply it instead of copying it.
+        assert!(implied > 0, "order {i}");
+        assert_eq!(
+            count(&path, "SELECT count(*) FROM observations") + implied,
+            expected.len() as i64,
+            "order {i}"
+        );
+    }
+}
+
+#[test]
+fn a_version_1_file_keeps_its_archive_and_stores_new_content_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let records = merged_records();
+    let v1 = agentcol_exporter_sqlite::schema::MIGRATIONS[0];
+    assert_eq!(v1.version, 1);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA page_size = 8192; PRAGMA journal_mode = WAL;")
+            .unwrap();
+        conn.execute_batch(v1.sql).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA application_id = {}; PRAGMA user_version = 1;",
+            agentcol_exporter_sqlite::schema::APPLICATION_ID
+        ))
+        .unwrap();
+        // What a version-1 writer left: the first record's row and its explicit archive row.
+        let r = &records[0];
+        let o = &r.observations[0];
+        let mut plain = r.clone();
+        plain.observations.clear();
+        let k = &r.key;
+        conn.execute(
+            "INSERT INTO events (key, agent, session_id, turn_id, item_id, kind, name, time_ns,
+                 revision, sources, key_fallback, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11)",
+            rusqlite::params![
+                k.to_string(),
+                k.agent().as_str(),
+                k.session(),
+                k.turn(),
+                k.item(),
+                k.kind().key_part(),
+                r.name,
+                r.time_unix_nano as i64,
+                r.revision.unwrap() as i64,
+                r.source.unwrap().as_str(),
+                serde_json::to_string(&plain).unwrap()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO observations (key, digest, source, time_ns, json) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![
+                k.to_string(),
+                agentcol_component::agent::merge::digest(o),
+                r.source.unwrap().as_str(),
+                r.time_unix_nano as i64,
+                o
+            ],
+        )
+        .unwrap();
+    }
+    drop(open(&path));
+    assert_eq!(
+        archive(&path).0,
+        expected_archive(&records[..1]),
+        "migrated"
+    );
+    write(&path, &records[1..], 4, None);
+    let reference = dump_after(&records, records.len(), None);
+    let (rows, _) = archive(&path);
+    assert_eq!(rows, expected_archive(&records));
+    // Everything but the hand-written row's `events` columns that version 1 did not derive
+    // is what a new file holds; the archive is the same whichever way it is represented.
+    let got = dump(&path);
+    let section = |d: &str, t: &str| {
+        d.split("## ")
+            .find(|s| s.starts_with(&format!("{t}\n")))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(section(&got, "archive"), section(&reference, "archive"));
+    assert_eq!(
+        count(
+            &path,
+            &format!(
+                "SELECT count(*) FROM observations WHERE digest = '{}'",
+                agentcol_component::agent::merge::digest(&records[0].observations[0])
+            )
+        ),
+        1,
+        "the version-1 row stays explicit"
+    );
+    // Delivered once more, the first record finds its row and stores its content once.
+    write(&path, &records, records.len(), None);
+    assert_eq!(archive(&path).0, expected_archive(&records));
+    assert_eq!(dump(&path), reference);
+}
+
+#[test]
+fn an_observation_of_a_re_keyed_event_is_stored_once_in_any_order() {
+    // `dedupe` re-keyed a provisional event: the provisional record (its observation
+    // attached), its tombstone, and the record under the real key, which carries the
+    // observation again (a re-emission after a restart) or, usually, not (it was sent with
+    // the provisional record). Either way the real row ends up implying it.
+    for real_attached in [true, false] {
+        let p = agentcol_component::agent::Precedence::default();
+        let (o, resolved) = provisional();
+        let m = agentcol_component::agent::Merged::from_observation(&o, &p);
+        let mut first = m.to_record();
+        first.observations = vec![o.observation_json()];
+        let mut tomb = m.to_record();
+        tomb.superseded_by = Some(resolved.clone());
+        let mut real = m.rekey(resolved).to_record();
+        if real_attached {
+            real.observations = vec![o.observation_json()];
+        }
+        let records = [first, tomb, real];
+        let expected = expected_archive(&records);
+        assert_eq!(expected.len(), 1);
+        let mut reference = None;
+        for order in [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ] {
+            let ordered: Vec<AgentRecord> = order.iter().map(|i| records[*i].clone()).collect();
+            for batch in [1, 3] {
+                let what =
+                    format!("{order:?} by {batch}, attached to the real one: {real_attached}");
+                let dir = tempfile::tempdir().unwrap();
+                let path = db(&dir);
+                write(&path, &ordered, batch, None);
+                let (rows, implied) = archive(&path);
+                assert_eq!(rows, expected, "{what}");
+                assert_eq!(implied, 1, "{what}: the real row implies it");
+                assert_eq!(
+                    count(&path, "SELECT count(*) FROM observations"),
+                    0,
+                    "{what}"
+                );
+                let d = dump(&path);
+                assert_eq!(reference.get_or_insert_with(|| d.clone()), &d, "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_record_delivered_with_two_archive_forms_keeps_both() {
+    // The same record, once with its observation under the provisional key it was re-keyed
+    // from and once under its own key (two observations that differ only in the key).
+    let p = agentcol_component::agent::Precedence::default();
+    let (o, resolved) = provisional();
+    let mut with_provisional = agentcol_component::agent::Merged::from_observation(&o, &p)
+        .rekey(resolved)
+        .to_record();
+    let mut own = with_provisional.clone();
+    own.observations = vec![own.observation_json()];
+    with_provisional.observations = vec![o.observation_json()];
+    let records = [with_provisional, own];
+    let expected = expected_archive(&records);
+    assert_eq!(expected.len(), 2);
+    for order in [[0, 1], [1, 0]] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(&dir);
+        let ordered: Vec<AgentRecord> = order.iter().map(|i| records[*i].clone()).collect();
+        write(&path, &ordered, 1, None);
+        assert_eq!(archive(&path).0, expected, "{order:?}");
+    }
+}
