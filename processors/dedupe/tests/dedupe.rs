@@ -751,10 +751,7 @@ async fn a_provisional_repeat_in_the_request_that_declares_its_alias_is_a_duplic
     // The provisional observation is stored under its provisional key (alias unknown); a later
     // request repeats it before declaring the alias. It must meet that state (a duplicate),
     // not be re-keyed on arrival as if it were new, and the state then moves as usual.
-    let dir = tempfile::tempdir().unwrap();
-    let h = host(dir.path());
-    let rec = Recorder::new();
-    let p = processor(&h, &DedupeConfig::default(), rec.clone());
+    let (_dir, h, rec, p) = fresh();
     p.consume(logs_of(&[provisional_result("a\nb")]))
         .await
         .unwrap();
@@ -778,10 +775,7 @@ async fn a_provisional_repeat_in_the_request_that_declares_its_alias_is_a_duplic
 
     // A new provisional observation in a request that declares its alias goes straight to the
     // real key: no provisional state, nothing to tombstone.
-    let dir = tempfile::tempdir().unwrap();
-    let h = host(dir.path());
-    let rec = Recorder::new();
-    let p = processor(&h, &DedupeConfig::default(), rec.clone());
+    let (_dir, h, rec, p) = fresh();
     p.consume(logs_of(&[provisional_result("a\nb"), declaration()]))
         .await
         .unwrap();

@@ -108,6 +108,16 @@ pub fn processor(host: &Host, config: &DedupeConfig, next: Arc<Recorder>) -> Ded
     DedupeProcessor::new(host, "logs/store", config, next).expect("create dedupe")
 }
 
+/// A processor with the default config on a fresh root, recording what it emits. Keep the
+/// directory alive as long as the processor.
+pub fn fresh() -> (tempfile::TempDir, Host, Arc<Recorder>, DedupeProcessor) {
+    let dir = tempfile::tempdir().expect("temporary root");
+    let h = host(dir.path());
+    let rec = Recorder::new();
+    let p = processor(&h, &DedupeConfig::default(), rec.clone());
+    (dir, h, rec, p)
+}
+
 /// The value of one dedupe counter in a host's telemetry.
 pub fn counter(host: &Host, name: &str) -> u64 {
     let text = host.telemetry().render();
