@@ -524,8 +524,9 @@ impl AgentRecord {
     }
 }
 
-/// Whether `name` is one of the attributes [`AgentRecord`] keeps in typed fields.
-fn is_reserved(name: &str) -> bool {
+/// Whether `name` is one of the attributes [`AgentRecord`] keeps in typed fields (so a native
+/// attribute of that name must be renamed before it can sit beside them).
+pub fn is_reserved(name: &str) -> bool {
     matches!(
         name,
         attr::EVENT_KEY

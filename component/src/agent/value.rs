@@ -10,37 +10,14 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList};
 use serde_json::{Map, Number, Value as Json};
 
-/// An OTLP value as JSON. An absent value is `null`.
+/// An OTLP value as JSON. An absent value is `null`. The same as [`any_into_json`] of a copy
+/// (each string is copied once either way).
 pub fn any_to_json(v: Option<&AnyValue>) -> Json {
-    match v.and_then(|v| v.value.as_ref()) {
-        None => Json::Null,
-        Some(V::StringValue(s)) => Json::String(s.clone()),
-        Some(V::BoolValue(b)) => Json::Bool(*b),
-        Some(V::IntValue(i)) => Json::Number((*i).into()),
-        Some(V::DoubleValue(d)) => Number::from_f64(*d)
-            .map(Json::Number)
-            .unwrap_or_else(|| Json::String(d.to_string())),
-        Some(V::ArrayValue(a)) => {
-            Json::Array(a.values.iter().map(|v| any_to_json(Some(v))).collect())
-        }
-        Some(V::KvlistValue(kv)) => Json::Object(
-            kv.values
-                .iter()
-                .map(|kv| (kv.key.clone(), any_to_json(kv.value.as_ref())))
-                .collect(),
-        ),
-        // A string-table index means nothing without the table (profiles only).
-        Some(V::StringValueStrindex(_)) => Json::Null,
-        Some(V::BytesValue(b)) => {
-            let mut m = Map::new();
-            m.insert("$bytes".into(), Json::String(hex::encode(b)));
-            Json::Object(m)
-        }
-    }
+    any_into_json(v.cloned())
 }
 
-/// [`any_to_json`] of a value that is given away: strings, keys and nested values are moved,
-/// not copied. The result is the same.
+/// An OTLP value given away, as JSON: strings, keys and nested values are moved, not copied.
+/// An absent value is `null`.
 pub fn any_into_json(v: Option<AnyValue>) -> Json {
     match v.and_then(|v| v.value) {
         None => Json::Null,
@@ -62,6 +39,7 @@ pub fn any_into_json(v: Option<AnyValue>) -> Json {
                 .map(|kv| (kv.key, any_into_json(kv.value)))
                 .collect(),
         ),
+        // A string-table index means nothing without the table (profiles only).
         Some(V::StringValueStrindex(_)) => Json::Null,
         Some(V::BytesValue(b)) => {
             let mut m = Map::new();

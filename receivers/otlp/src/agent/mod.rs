@@ -181,23 +181,6 @@ pub(crate) struct Canonical {
     pub body: Json,
 }
 
-/// Attribute keys the canonical encoding owns; a native attribute of that name is kept under
-/// `agent.native.attr.<key>` instead.
-fn reserved(key: &str) -> bool {
-    matches!(
-        key,
-        "event.name"
-            | attr::EVENT_KEY
-            | attr::KEY_FALLBACK
-            | attr::SOURCE
-            | attr::EVENT_SOURCES
-            | attr::EVENT_REVISION
-            | attr::EVENT_PROVENANCE
-            | attr::SUPERSEDED_BY
-            | attr::EVENT_OBSERVATIONS
-    )
-}
-
 fn kv(key: &str, value: AnyValue) -> KeyValue {
     KeyValue {
         key: key.to_string(),
@@ -244,7 +227,7 @@ impl Canonical {
             return;
         }
         let mut kv = native.clone();
-        if reserved(&kv.key) {
+        if agentcol_component::agent::record::is_reserved(&kv.key) {
             kv.key = format!("agent.native.attr.{}", kv.key);
         }
         self.attrs.push(kv);
