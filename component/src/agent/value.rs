@@ -85,6 +85,45 @@ pub fn json_to_any(v: &Json) -> AnyValue {
     AnyValue { value }
 }
 
+/// [`json_to_any`] of a value given away: strings, keys and nested values are moved, not
+/// copied. The same result.
+pub fn json_into_any(v: Json) -> AnyValue {
+    let value = match v {
+        Json::Null => None,
+        Json::Bool(b) => Some(V::BoolValue(b)),
+        Json::Number(n) => Some(match n.as_i64() {
+            Some(i) => V::IntValue(i),
+            None => V::DoubleValue(n.as_f64().unwrap_or(0.0)),
+        }),
+        Json::String(s) => Some(V::StringValue(s)),
+        Json::Array(a) => Some(V::ArrayValue(ArrayValue {
+            values: a.into_iter().map(json_into_any).collect(),
+        })),
+        Json::Object(m) => {
+            if m.len() == 1 {
+                if let Some(Json::String(h)) = m.get("$bytes") {
+                    if let Ok(b) = hex::decode(h) {
+                        return AnyValue {
+                            value: Some(V::BytesValue(b)),
+                        };
+                    }
+                }
+            }
+            Some(V::KvlistValue(KeyValueList {
+                values: m
+                    .into_iter()
+                    .map(|(k, v)| KeyValue {
+                        key: k,
+                        value: Some(json_into_any(v)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }))
+        }
+    };
+    AnyValue { value }
+}
+
 /// The attribute `key`, if present.
 pub fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     attrs
@@ -211,6 +250,9 @@ mod tests {
         let j = any_to_json(Some(&v));
         assert_eq!(j, serde_json::json!({"a": 7, "b": {"$bytes": "0102"}}));
         assert_eq!(json_to_any(&j), v);
+        assert_eq!(json_into_any(j.clone()), v);
+        let odd = serde_json::json!([1.5, -3, u64::MAX, null, {"$bytes": "zz"}, {"$bytes": "0a", "x": 1}]);
+        assert_eq!(json_into_any(odd.clone()), json_to_any(&odd));
     }
 
     #[test]
