@@ -214,10 +214,17 @@ fn parse_with_offset(s: &str) -> Option<std::time::SystemTime> {
 
 /// Bytes as lowercase hex (trace and span ids); empty stays empty.
 pub fn hex_id(b: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     if b.iter().all(|x| *x == 0) {
         String::new()
     } else {
-        hex::encode(b)
+        // `hex::encode`'s text, without collecting it a char at a time.
+        let mut s = String::with_capacity(2 * b.len());
+        for x in b {
+            s.push(char::from(HEX[usize::from(x >> 4)]));
+            s.push(char::from(HEX[usize::from(x & 0xf)]));
+        }
+        s
     }
 }
 
@@ -275,6 +282,14 @@ mod tests {
         assert_eq!(attr_bool(&attrs, "b"), Some(true));
         assert_eq!(attr_i64(&attrs, "bad"), None);
         assert_eq!(attr_text(&attrs, "i").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn ids_are_lowercase_hex() {
+        let b: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex_id(&b), hex::encode(&b));
+        assert_eq!(hex_id(&[0; 16]), "");
+        assert_eq!(hex_id(&[]), "");
     }
 
     #[test]
