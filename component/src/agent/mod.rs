@@ -53,6 +53,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+mod json;
 pub mod merge;
 pub mod record;
 pub mod value;
@@ -616,16 +617,54 @@ fn unescape(s: &str) -> Result<String, ()> {
     Ok(out)
 }
 
+impl EventKey {
+    fn write_text(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        out.write_str("v1|")?;
+        out.write_str(self.agent.as_str())?;
+        for part in [&self.session, &self.turn, &self.item] {
+            out.write_str("|")?;
+            escape(part, out)?;
+        }
+        out.write_str("|")?;
+        out.write_str(self.kind.key_part())
+    }
+}
+
+/// A stack buffer for a key's text, so `to_string` allocates once, at the final size, instead
+/// of growing its string through every part.
+struct KeyBuf {
+    bytes: [u8; 256],
+    len: usize,
+}
+
+impl fmt::Write for KeyBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.bytes
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 impl fmt::Display for EventKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("v1|")?;
-        f.write_str(self.agent.as_str())?;
-        for part in [&self.session, &self.turn, &self.item] {
-            f.write_str("|")?;
-            escape(part, f)?;
+        let mut buf = KeyBuf {
+            bytes: [0; 256],
+            len: 0,
+        };
+        // Only whole `&str`s went into the buffer, so it is text; a longer key is written
+        // part by part.
+        match self
+            .write_text(&mut buf)
+            .ok()
+            .and_then(|()| std::str::from_utf8(buf.bytes.get(..buf.len)?).ok())
+        {
+            Some(text) => f.write_str(text),
+            None => self.write_text(f),
         }
-        f.write_str("|")?;
-        f.write_str(self.kind.key_part())
     }
 }
 
@@ -646,8 +685,16 @@ impl FromStr for EventKey {
     type Err = KeyError;
 
     fn from_str(s: &str) -> Result<Self, KeyError> {
-        let parts: Vec<&str> = s.split('|').collect();
-        let [version, agent, session, turn, item, kind] = parts[..] else {
+        let mut parts = s.split('|');
+        let (Some(version), Some(agent), Some(session), Some(turn), Some(item), Some(kind), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(KeyError::Malformed(s.to_string()));
         };
         if version != "v1" {

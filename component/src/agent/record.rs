@@ -14,15 +14,17 @@
 //! included, is in [`AgentRecord::attributes`] as JSON.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use opentelemetry_proto::tonic::common::v1::{
-    any_value::Value as V, AnyValue, ArrayValue, KeyValue,
+    any_value::Value as V, AnyValue, ArrayValue, KeyValue, KeyValueList,
 };
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::value::{any_into_json, any_to_json, hex_id, json_to_any};
+use super::json;
+use super::value::{any_into_json, any_to_json, hex_id, json_into_any, json_to_any};
 use super::{attr, EventKey, KeyError, Source};
 
 /// `event.name` (the OpenTelemetry event-name attribute).
@@ -99,6 +101,15 @@ fn kv(key: &str, value: AnyValue) -> KeyValue {
         value: Some(value),
         ..Default::default()
     }
+}
+
+fn observations_kv(values: Vec<AnyValue>) -> KeyValue {
+    kv(
+        attr::EVENT_OBSERVATIONS,
+        AnyValue {
+            value: Some(V::ArrayValue(ArrayValue { values })),
+        },
+    )
 }
 
 fn string(s: impl Into<String>) -> AnyValue {
@@ -194,32 +205,110 @@ impl AgentRecord {
     pub fn observation_json_keyed(&self, key_text: &str) -> String {
         debug_assert_eq!(key_text, self.key.to_string());
         // The same fields, names, order and skip rules as `AgentRecord`'s own serialisation
-        // with the merged-only fields cleared (they are then all skipped), without the clone.
-        #[derive(Serialize)]
-        struct View<'a> {
-            key: &'a str,
-            name: &'a str,
-            time_unix_nano: u64,
-            #[serde(skip_serializing_if = "str::is_empty")]
-            trace_id: &'a str,
-            #[serde(skip_serializing_if = "str::is_empty")]
-            span_id: &'a str,
-            attributes: &'a BTreeMap<String, Json>,
-            body: &'a Json,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            source: Option<Source>,
+        // with the merged-only fields cleared (they are then all skipped), written by
+        // `json` (serde_json's text, faster).
+        let mut out = String::with_capacity(self.json_estimate(key_text));
+        self.write_observation_fields(&mut out, key_text);
+        out.push('}');
+        out
+    }
+
+    /// `serde_json::to_string` of the record, the same text, written faster (see
+    /// [`Self::observation_json_keyed`]); `key_text` must be `self.key.to_string()`.
+    pub fn to_json_keyed(&self, key_text: &str) -> String {
+        debug_assert_eq!(key_text, self.key.to_string());
+        let mut out = String::with_capacity(
+            self.json_estimate(key_text)
+                + self.observations.iter().map(|o| o.len() + 8).sum::<usize>(),
+        );
+        self.write_observation_fields(&mut out, key_text);
+        if !self.sources.is_empty() {
+            out.push_str(",\"sources\":[");
+            for (i, s) in self.sources.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json::string(&mut out, s.as_str());
+            }
+            out.push(']');
         }
-        serde_json::to_string(&View {
-            key: key_text,
-            name: &self.name,
-            time_unix_nano: self.time_unix_nano,
-            trace_id: &self.trace_id,
-            span_id: &self.span_id,
-            attributes: &self.attributes,
-            body: &self.body,
-            source: self.source,
-        })
-        .unwrap_or_default()
+        if let Some(r) = self.revision {
+            out.push_str(",\"revision\":");
+            let _ = write!(out, "{r}");
+        }
+        if !self.provenance.is_empty() {
+            out.push_str(",\"provenance\":{");
+            for (i, (f, s)) in self.provenance.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json::string(&mut out, f);
+                out.push(':');
+                json::string(&mut out, s.as_str());
+            }
+            out.push('}');
+        }
+        if let Some(k) = &self.superseded_by {
+            out.push_str(",\"superseded_by\":");
+            json::string(&mut out, &k.to_string());
+        }
+        if !self.observations.is_empty() {
+            out.push_str(",\"observations\":[");
+            for (i, o) in self.observations.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json::string(&mut out, o);
+            }
+            out.push(']');
+        }
+        out.push('}');
+        out
+    }
+
+    /// [`Self::to_json_keyed`] computing the key's text.
+    pub fn to_json(&self) -> String {
+        self.to_json_keyed(&self.key.to_string())
+    }
+
+    /// A generous guess of the length of the archive form.
+    fn json_estimate(&self, key_text: &str) -> usize {
+        96 + key_text.len()
+            + self.name.len()
+            + self.trace_id.len()
+            + self.span_id.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json::estimate(v))
+                .sum::<usize>()
+            + json::estimate(&self.body)
+    }
+
+    /// The archive form without its closing brace.
+    fn write_observation_fields(&self, out: &mut String, key_text: &str) {
+        out.push_str("{\"key\":");
+        json::string(out, key_text);
+        out.push_str(",\"name\":");
+        json::string(out, &self.name);
+        out.push_str(",\"time_unix_nano\":");
+        let _ = write!(out, "{}", self.time_unix_nano);
+        if !self.trace_id.is_empty() {
+            out.push_str(",\"trace_id\":");
+            json::string(out, &self.trace_id);
+        }
+        if !self.span_id.is_empty() {
+            out.push_str(",\"span_id\":");
+            json::string(out, &self.span_id);
+        }
+        out.push_str(",\"attributes\":");
+        json::object(out, self.attributes.iter());
+        out.push_str(",\"body\":");
+        json::value(out, &self.body);
+        if let Some(s) = self.source {
+            out.push_str(",\"source\":");
+            json::string(out, s.as_str());
+        }
     }
 
     /// Reads an observation back from its archive form.
@@ -233,7 +322,35 @@ impl AgentRecord {
     }
 
     fn log_record(&self, key_text: String) -> LogRecord {
-        let mut attributes = Vec::with_capacity(self.attributes.len() + 6);
+        let mut attributes = self.reserved_attributes(key_text, self.observations.len());
+        if !self.observations.is_empty() {
+            attributes.push(observations_kv(
+                self.observations
+                    .iter()
+                    .map(|o| string(o.clone()))
+                    .collect(),
+            ));
+        }
+        for (k, v) in &self.attributes {
+            attributes.push(kv(k, json_to_any(v)));
+        }
+        LogRecord {
+            time_unix_nano: self.time_unix_nano,
+            observed_time_unix_nano: self.time_unix_nano,
+            body: (!self.body.is_null()).then(|| json_to_any(&self.body)),
+            attributes,
+            trace_id: hex_bytes(&self.trace_id),
+            span_id: hex_bytes(&self.span_id),
+            event_name: self.name.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The reserved attributes up to the attached observations, in wire order, with room for
+    /// the rest (`observations` of them attached).
+    fn reserved_attributes(&self, key_text: String, observations: usize) -> Vec<KeyValue> {
+        let mut attributes =
+            Vec::with_capacity(self.attributes.len() + 6 + usize::from(observations > 0));
         attributes.push(kv(EVENT_NAME, string(self.name.clone())));
         attributes.push(kv(attr::EVENT_KEY, string(key_text)));
         if self.key.is_fallback() {
@@ -266,43 +383,25 @@ impl AgentRecord {
             ));
         }
         if !self.provenance.is_empty() {
-            let map: serde_json::Map<String, Json> = self
-                .provenance
-                .iter()
-                .map(|(k, v)| (k.clone(), Json::String(v.as_str().into())))
-                .collect();
-            attributes.push(kv(attr::EVENT_PROVENANCE, json_to_any(&Json::Object(map))));
-        }
-        if let Some(k) = &self.superseded_by {
-            attributes.push(kv(attr::SUPERSEDED_BY, string(k.to_string())));
-        }
-        if !self.observations.is_empty() {
+            // What `json_to_any` makes of the provenance as a JSON object (sorted fields, each
+            // a string), built directly.
             attributes.push(kv(
-                attr::EVENT_OBSERVATIONS,
+                attr::EVENT_PROVENANCE,
                 AnyValue {
-                    value: Some(V::ArrayValue(ArrayValue {
+                    value: Some(V::KvlistValue(KeyValueList {
                         values: self
-                            .observations
+                            .provenance
                             .iter()
-                            .map(|o| string(o.clone()))
+                            .map(|(f, s)| kv(f, string(s.as_str())))
                             .collect(),
                     })),
                 },
             ));
         }
-        for (k, v) in &self.attributes {
-            attributes.push(kv(k, json_to_any(v)));
+        if let Some(k) = &self.superseded_by {
+            attributes.push(kv(attr::SUPERSEDED_BY, string(k.to_string())));
         }
-        LogRecord {
-            time_unix_nano: self.time_unix_nano,
-            observed_time_unix_nano: self.time_unix_nano,
-            body: (!self.body.is_null()).then(|| json_to_any(&self.body)),
-            attributes,
-            trace_id: hex_bytes(&self.trace_id),
-            span_id: hex_bytes(&self.span_id),
-            event_name: self.name.clone(),
-            ..Default::default()
-        }
+        attributes
     }
 
     /// [`Self::to_log_record`], consuming the record: the attached observations (the largest
@@ -313,28 +412,42 @@ impl AgentRecord {
     }
 
     /// [`Self::into_log_record`] with the key's text already at hand (`key_text` must be
-    /// `self.key.to_string()`).
-    pub fn into_log_record_keyed(mut self, key_text: String) -> LogRecord {
+    /// `self.key.to_string()`). The attributes, the body and the name are moved as well.
+    pub fn into_log_record_keyed(self, key_text: String) -> LogRecord {
         debug_assert_eq!(key_text, self.key.to_string());
-        let observations = std::mem::take(&mut self.observations);
-        let mut rec = self.log_record(key_text);
+        let mut attributes = self.reserved_attributes(key_text, self.observations.len());
+        let trace_id = hex_bytes(&self.trace_id);
+        let span_id = hex_bytes(&self.span_id);
+        let AgentRecord {
+            name,
+            time_unix_nano,
+            attributes: plain,
+            body,
+            observations,
+            ..
+        } = self;
         if !observations.is_empty() {
-            // `to_log_record` pushes the observations right before the plain attributes, which
-            // come last, one each.
-            let at = rec.attributes.len() - self.attributes.len();
-            rec.attributes.insert(
-                at,
-                kv(
-                    attr::EVENT_OBSERVATIONS,
-                    AnyValue {
-                        value: Some(V::ArrayValue(ArrayValue {
-                            values: observations.into_iter().map(string).collect(),
-                        })),
-                    },
-                ),
-            );
+            attributes.push(observations_kv(
+                observations.into_iter().map(string).collect(),
+            ));
         }
-        rec
+        for (k, v) in plain {
+            attributes.push(KeyValue {
+                key: k,
+                value: Some(json_into_any(v)),
+                ..Default::default()
+            });
+        }
+        LogRecord {
+            time_unix_nano,
+            observed_time_unix_nano: time_unix_nano,
+            body: (!body.is_null()).then(|| json_into_any(body)),
+            attributes,
+            trace_id,
+            span_id,
+            event_name: name,
+            ..Default::default()
+        }
     }
 
     /// Reads a canonical record. [`RecordError::NotAgent`] when the record has no
@@ -359,7 +472,11 @@ impl AgentRecord {
             rec.copy_plain(r);
             return Ok(rec);
         }
-        for kvp in std::mem::take(&mut r.attributes) {
+        let native = std::mem::take(&mut r.attributes);
+        // Collected, then built in one go (sorted, the last of equal names kept, as repeated
+        // inserts would keep it): cheaper than inserting one by one.
+        let mut plain = Vec::with_capacity(native.len());
+        for kvp in native {
             match kvp.key.as_str() {
                 attr::EVENT_OBSERVATIONS => {
                     // Checked by `read_reserved`: an array of strings.
@@ -375,17 +492,19 @@ impl AgentRecord {
                 _ => {
                     let j = any_into_json(kvp.value);
                     if !j.is_null() {
-                        rec.attributes.insert(kvp.key, j);
+                        plain.push((kvp.key, j));
                     }
                 }
             }
         }
+        rec.attributes = plain.into_iter().collect();
         rec.body = any_into_json(r.body.take());
         Ok(rec)
     }
 
     /// The plain attributes, the body and the attached observations of `r`, copied.
     fn copy_plain(&mut self, r: &LogRecord) {
+        let mut plain = Vec::with_capacity(r.attributes.len());
         for kvp in &r.attributes {
             match kvp.key.as_str() {
                 attr::EVENT_OBSERVATIONS => {
@@ -403,11 +522,13 @@ impl AgentRecord {
                 k => {
                     let j = any_to_json(kvp.value.as_ref());
                     if !j.is_null() {
-                        self.attributes.insert(k.to_string(), j);
+                        plain.push((k.to_string(), j));
                     }
                 }
             }
         }
+        // As in `take_from_log_record` (`self.attributes` is empty here).
+        self.attributes = plain.into_iter().collect();
         self.body = any_to_json(r.body.as_ref());
     }
 
@@ -417,12 +538,12 @@ impl AgentRecord {
         let mut key = None;
         let mut name = None;
         let mut out = Parts::default();
-        let text = |v: Option<&AnyValue>, a: &'static str| -> Result<String, RecordError> {
+        fn text<'a>(v: Option<&'a AnyValue>, a: &'static str) -> Result<&'a str, RecordError> {
             match v.and_then(|v| v.value.as_ref()) {
-                Some(V::StringValue(s)) => Ok(s.clone()),
+                Some(V::StringValue(s)) => Ok(s),
                 _ => Err(bad(a, "not a string")),
             }
-        };
+        }
         for kvp in &r.attributes {
             let v = kvp.value.as_ref();
             match kvp.key.as_str() {
@@ -433,7 +554,7 @@ impl AgentRecord {
                             .map_err(|e: KeyError| bad(attr::EVENT_KEY, e))?,
                     )
                 }
-                EVENT_NAME => name = Some(text(v, EVENT_NAME)?),
+                EVENT_NAME => name = Some(text(v, EVENT_NAME)?.to_string()),
                 attr::KEY_FALLBACK => {}
                 attr::SOURCE => {
                     out.source = Some(
@@ -660,6 +781,41 @@ mod tests {
         r.span_id = o.span_id.clone();
         assert_eq!(r.observation_json(), serde_json::to_string(&o).unwrap());
         assert_eq!(r.clone().into_log_record(), r.to_log_record());
+    }
+
+    #[test]
+    fn the_fast_json_is_serde_json_text() {
+        let mut r = sample();
+        r.set("quote\"d", "tab\there \u{1} \"q\" back\\slash é 😀");
+        r.set(
+            "nested",
+            serde_json::json!({"z": [null, true, -3, 1.5e-7], "a": {}}),
+        );
+        let check = |r: &AgentRecord| {
+            assert_eq!(r.to_json(), serde_json::to_string(r).unwrap());
+            let mut o = r.clone();
+            o.sources.clear();
+            o.revision = None;
+            o.provenance.clear();
+            o.superseded_by = None;
+            o.observations.clear();
+            assert_eq!(r.observation_json(), serde_json::to_string(&o).unwrap());
+        };
+        check(&r);
+        r.source = None;
+        r.trace_id.clear();
+        r.span_id = "00f067aa0ba902b7".into();
+        r.body = Json::Null;
+        check(&r);
+        r.sources = vec![Source::Otlp, Source::Hook];
+        r.revision = Some(u64::MAX >> 1);
+        r.provenance.insert("body".into(), Source::Hook);
+        r.provenance.insert("attributes.x".into(), Source::Otlp);
+        r.superseded_by = Some(r.key.with_turn("u|2\""));
+        r.observations = vec!["{\"a\":\"\\n\"}".into(), String::new()];
+        check(&r);
+        r.attributes.clear();
+        check(&r);
     }
 
     #[test]

@@ -85,6 +85,45 @@ pub fn json_to_any(v: &Json) -> AnyValue {
     AnyValue { value }
 }
 
+/// [`json_to_any`] of a value given away: strings, keys and nested values are moved, not
+/// copied. The same result.
+pub fn json_into_any(v: Json) -> AnyValue {
+    let value = match v {
+        Json::Null => None,
+        Json::Bool(b) => Some(V::BoolValue(b)),
+        Json::Number(n) => Some(match n.as_i64() {
+            Some(i) => V::IntValue(i),
+            None => V::DoubleValue(n.as_f64().unwrap_or(0.0)),
+        }),
+        Json::String(s) => Some(V::StringValue(s)),
+        Json::Array(a) => Some(V::ArrayValue(ArrayValue {
+            values: a.into_iter().map(json_into_any).collect(),
+        })),
+        Json::Object(m) => {
+            if m.len() == 1 {
+                if let Some(Json::String(h)) = m.get("$bytes") {
+                    if let Ok(b) = hex::decode(h) {
+                        return AnyValue {
+                            value: Some(V::BytesValue(b)),
+                        };
+                    }
+                }
+            }
+            Some(V::KvlistValue(KeyValueList {
+                values: m
+                    .into_iter()
+                    .map(|(k, v)| KeyValue {
+                        key: k,
+                        value: Some(json_into_any(v)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }))
+        }
+    };
+    AnyValue { value }
+}
+
 /// The attribute `key`, if present.
 pub fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     attrs
@@ -175,10 +214,17 @@ fn parse_with_offset(s: &str) -> Option<std::time::SystemTime> {
 
 /// Bytes as lowercase hex (trace and span ids); empty stays empty.
 pub fn hex_id(b: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     if b.iter().all(|x| *x == 0) {
         String::new()
     } else {
-        hex::encode(b)
+        // `hex::encode`'s text, without collecting it a char at a time.
+        let mut s = String::with_capacity(2 * b.len());
+        for x in b {
+            s.push(char::from(HEX[usize::from(x >> 4)]));
+            s.push(char::from(HEX[usize::from(x & 0xf)]));
+        }
+        s
     }
 }
 
@@ -211,6 +257,9 @@ mod tests {
         let j = any_to_json(Some(&v));
         assert_eq!(j, serde_json::json!({"a": 7, "b": {"$bytes": "0102"}}));
         assert_eq!(json_to_any(&j), v);
+        assert_eq!(json_into_any(j.clone()), v);
+        let odd = serde_json::json!([1.5, -3, u64::MAX, null, {"$bytes": "zz"}, {"$bytes": "0a", "x": 1}]);
+        assert_eq!(json_into_any(odd.clone()), json_to_any(&odd));
     }
 
     #[test]
@@ -233,6 +282,14 @@ mod tests {
         assert_eq!(attr_bool(&attrs, "b"), Some(true));
         assert_eq!(attr_i64(&attrs, "bad"), None);
         assert_eq!(attr_text(&attrs, "i").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn ids_are_lowercase_hex() {
+        let b: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex_id(&b), hex::encode(&b));
+        assert_eq!(hex_id(&[0; 16]), "");
+        assert_eq!(hex_id(&[]), "");
     }
 
     #[test]

@@ -23,7 +23,7 @@
 mod claude;
 mod codex;
 
-use agentcol_component::agent::value::json_to_any;
+use agentcol_component::agent::value::json_into_any;
 use agentcol_component::agent::value::{any_to_json, attr_text, hex_id, parse_rfc3339_nanos};
 use agentcol_component::agent::{attr, trace_alias, Agent, EventKey, Kind, Source};
 use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -214,7 +214,7 @@ impl Canonical {
         if v.is_null() {
             return self;
         }
-        let any = json_to_any(&v);
+        let any = json_into_any(v);
         match self.attrs.iter_mut().find(|kv| kv.key == key) {
             Some(kv) => kv.value = Some(any),
             None => self.attrs.push(kv(key, any)),
@@ -251,7 +251,7 @@ impl Canonical {
         LogRecord {
             time_unix_nano: self.time_unix_nano,
             observed_time_unix_nano: self.time_unix_nano,
-            body: (!self.body.is_null()).then(|| json_to_any(&self.body)),
+            body: (!self.body.is_null()).then(|| json_into_any(self.body)),
             attributes,
             trace_id: self.trace_id,
             span_id: self.span_id,
