@@ -39,6 +39,7 @@ use agentcol_component::{
 
 pub mod config;
 mod derive;
+mod json;
 pub mod error;
 mod lenient;
 pub mod query;
