@@ -13,26 +13,43 @@ const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
 /// `0x80` in every byte of a word.
 const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
 
-/// Whether a byte of `w` is zero (exact as to *whether*: a borrow only flags bytes above a
-/// zero byte).
-fn has_zero(w: u64) -> bool {
-    w.wrapping_sub(ONES) & !w & HIGHS != 0
-}
-
 /// Whether one of the eight bytes of `w` needs an escape in a JSON string: a control character
-/// (below `0x20`), `"` or `\`.
+/// (below `0x20`), `"` or `\\`. Each term flags a byte whose high bit a subtraction borrowed
+/// into while the byte's own high bit is clear: exact as to *whether* (a borrow only flags
+/// bytes above a flagged one), and bytes of `0x80` and more are never flagged.
 fn needs_escape(w: u64) -> bool {
-    // Bytes below 0x20: `b - 0x20` borrows into the high bit only when `b < 0x20` (bytes of
-    // 0x80 and more have their high bit set and are masked out by `!w`).
-    let below = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
-    below || has_zero(w ^ (ONES * u64::from(b'"'))) || has_zero(w ^ (ONES * u64::from(b'\\')))
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let below = w.wrapping_sub(ONES * 0x20) & !w;
+    let is_quote = quote.wrapping_sub(ONES) & !quote;
+    let is_backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (below | is_quote | is_backslash) & HIGHS != 0
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Per byte: 0 when it is written as it is, else the letter of its escape (`u`: `\u00xx`).
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = b'u';
+        c += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
 /// Writes `s` as a JSON string, quotes included, with `serde_json`'s escapes: `\"`, `\\`,
 /// `\b`, `\f`, `\n`, `\r`, `\t`, and `\u00xx` (lower-case hex) for the other control
-/// characters; everything else verbatim.
+/// characters; everything else verbatim. Words of eight bytes without an escape are skipped
+/// whole.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
@@ -49,28 +66,20 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
             }
         }
         let c = b[i];
-        let short = match c {
-            b'"' => Some(b'"'),
-            b'\\' => Some(b'\\'),
-            0x08 => Some(b'b'),
-            0x0c => Some(b'f'),
-            b'\n' => Some(b'n'),
-            b'\r' => Some(b'r'),
-            b'\t' => Some(b't'),
-            _ => None,
-        };
-        if short.is_some() || c < 0x20 {
+        let e = ESCAPE[usize::from(c)];
+        if e != 0 {
             out.extend_from_slice(&b[start..i]);
-            match short {
-                Some(e) => out.extend_from_slice(&[b'\\', e]),
-                None => out.extend_from_slice(&[
+            if e == b'u' {
+                out.extend_from_slice(&[
                     b'\\',
                     b'u',
                     b'0',
                     b'0',
                     HEX[usize::from(c >> 4)],
                     HEX[usize::from(c & 0xf)],
-                ]),
+                ]);
+            } else {
+                out.extend_from_slice(&[b'\\', e]);
             }
             start = i + 1;
         }
