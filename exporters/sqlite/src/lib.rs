@@ -39,8 +39,8 @@ use agentcol_component::{
 
 pub mod config;
 mod derive;
-mod json;
 pub mod error;
+mod json;
 mod lenient;
 pub mod query;
 pub mod schema;

@@ -1218,7 +1218,9 @@ struct RecordJson {
 impl RecordJson {
     /// The archive form without its closing `}` (empty when there is none).
     fn obs_head(&self) -> &str {
-        self.json.get(..self.obs_len.saturating_sub(1)).unwrap_or("")
+        self.json
+            .get(..self.obs_len.saturating_sub(1))
+            .unwrap_or("")
     }
 
     /// The archive form as its own string.
