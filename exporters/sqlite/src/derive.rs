@@ -47,7 +47,8 @@ pub(crate) struct ToolRef {
 #[derive(Debug, Default)]
 pub(crate) struct Touched {
     sessions: BTreeSet<String>,
-    turns: BTreeSet<(String, String)>,
+    /// Turns by session (iterated in (session, turn) order).
+    turns: BTreeMap<String, BTreeSet<String>>,
     tools: BTreeSet<ToolRef>,
     /// (session, turn, key) of usage events.
     usage: BTreeSet<(String, String, String)>,
@@ -77,20 +78,38 @@ impl Touched {
 
     /// An event row of `key`'s session was inserted (`1`) or deleted (`-1`).
     pub(crate) fn count(&mut self, key: &EventKey, delta: i64) {
-        *self.counts.entry(key.session().to_string()).or_default() += delta;
+        match self.counts.get_mut(key.session()) {
+            Some(n) => *n += delta,
+            None => {
+                self.counts.insert(key.session().to_string(), delta);
+            }
+        }
     }
 
-    /// The event `key` was inserted, replaced or deleted.
-    pub(crate) fn touch(&mut self, key: &EventKey) {
-        self.sessions.insert(key.session().to_string());
+    /// The event `key` (`text` is its string form) was inserted, replaced or deleted. A batch
+    /// touches few scopes many times: the sets are looked up before a key is copied.
+    pub(crate) fn touch(&mut self, key: &EventKey, text: &str) {
+        if !self.sessions.contains(key.session()) {
+            self.sessions.insert(key.session().to_string());
+        }
         if !key.turn().is_empty() {
-            self.turns
-                .insert((key.session().to_string(), key.turn().to_string()));
+            match self.turns.get_mut(key.session()) {
+                Some(turns) => {
+                    if !turns.contains(key.turn()) {
+                        turns.insert(key.turn().to_string());
+                    }
+                }
+                None => {
+                    self.turns.insert(
+                        key.session().to_string(),
+                        BTreeSet::from([key.turn().to_string()]),
+                    );
+                }
+            }
         }
         match key.kind() {
             Kind::ToolCall | Kind::ToolResult => {
-                let k = key.to_string();
-                if let Some((prefix, _)) = k.rsplit_once('|') {
+                if let Some((prefix, _)) = text.rsplit_once('|') {
                     self.tools.insert(ToolRef {
                         session: key.session().to_string(),
                         turn: key.turn().to_string(),
@@ -103,7 +122,7 @@ impl Touched {
                 self.usage.insert((
                     key.session().to_string(),
                     key.turn().to_string(),
-                    key.to_string(),
+                    text.to_string(),
                 ));
             }
             _ => {}
@@ -131,9 +150,11 @@ pub(crate) fn recompute(conn: &Connection, t: &Touched) -> Result<(), StoreError
     // Ordinals depend on every turn's start: renumber a session only when one of its turns
     // appeared, disappeared or moved (the numbering is the same function either way).
     let mut reorder = BTreeSet::new();
-    for (session, turn) in &t.turns {
-        if turn_row(conn, t, session, turn)? && !turn.starts_with('~') {
-            reorder.insert(session.as_str());
+    for (session, turns) in &t.turns {
+        for turn in turns {
+            if turn_row(conn, t, session, turn)? && !turn.starts_with('~') {
+                reorder.insert(session.as_str());
+            }
         }
     }
     for session in &t.sessions {

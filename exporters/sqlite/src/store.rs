@@ -42,6 +42,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::config::Synchronous;
 use crate::derive::{self, Touched};
 use crate::error::StoreError;
+use crate::json;
 use crate::lenient;
 use crate::schema;
 
@@ -131,6 +132,24 @@ pub(crate) const INDEXED_ATTRS: [&str; 4] = [
     attr::GIT_COMMIT,
     attr::REQUEST_MODEL,
 ];
+
+/// Writes an `events` row, replacing the stored one of its key.
+const EVENT_UPSERT: &str =
+    "INSERT OR REPLACE INTO events (key, agent, session_id, turn_id, item_id, kind, name,
+         time_ns, revision, sources, key_fallback, cwd, git_branch, git_commit, model,
+         record, state, archive_len, archive_digest, archive_key)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+         ?18, ?19, ?20)";
+
+/// Writes an `events` row only if its key has none ([`EVENT_UPSERT`]'s columns; `events` has
+/// no unique constraint but its primary key).
+const EVENT_INSERT_NEW: &str =
+    "INSERT INTO events (key, agent, session_id, turn_id, item_id, kind, name,
+         time_ns, revision, sources, key_fallback, cwd, git_branch, git_commit, model,
+         record, state, archive_len, archive_digest, archive_key)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+         ?18, ?19, ?20)
+     ON CONFLICT DO NOTHING";
 
 /// The values of [`INDEXED_ATTRS`] of a record (the attribute columns of its `events` row).
 fn indexed_attrs(rec: &AgentRecord) -> [Option<String>; 4] {
@@ -236,7 +255,7 @@ impl Store {
                     ])
                 })
                 .map_err(StoreError::sql("writing event attributes"))?;
-                touched.touch(&key);
+                touched.touch(&key, &key_text);
             }
         }
         derive::recompute(&tx, &touched)?;
@@ -482,7 +501,7 @@ impl Writer<'_> {
             .and_then(|mut s| s.execute(params![key.session(), key.turn(), k]))
             .map_err(StoreError::sql("deleting a superseded event"))?;
         if n > 0 {
-            self.touched.touch(key);
+            self.touched.touch(key, &k);
             self.touched.count(key, -1);
             self.touched.deleted(&k);
         }
@@ -591,19 +610,25 @@ impl Writer<'_> {
             self.stats.skip(skip::SUPERSEDED);
             return Ok(());
         }
-        let (json, obs) = record_json_parts(&rec, &key)?;
+        // The record JSON is its archive form plus a short tail: about an attachment's size.
+        let capacity = attached.first().map_or(512, |o| o.len() + 128);
+        let parts = record_json_parts(&rec, &key, capacity)?;
         let rev = ns(rec.revision.unwrap_or(0));
-        let single_source = sources_text(&rec) == rec.source.map(|s| s.as_str()).unwrap_or("");
-        let (implied_at, implied) = if rev == 0 && single_source && !obs.is_empty() {
+        // `sources_text(&rec)` is the source's name (no source name has a comma).
+        let single_source = rec.sources.is_empty()
+            || (rec.sources.len() == 1 && rec.source == Some(rec.sources[0]));
+        let obs_len = parts.obs_len;
+        let (implied_at, implied) = if rev == 0 && single_source && obs_len > 0 {
+            let head = parts.obs_head();
             attached
                 .iter()
                 .enumerate()
                 .find_map(|(i, o)| {
-                    archive_form_of(&obs, &key, o).map(|k| {
+                    archive_form_of(head, &key, o).map(|k| {
                         (
                             Some(i),
                             Some(Implied {
-                                len: obs.len() as i64,
+                                len: obs_len as i64,
                                 digest: digest(o),
                                 key: k,
                             }),
@@ -614,17 +639,39 @@ impl Writer<'_> {
         } else {
             (None, None)
         };
+        let json = parts.json.as_str();
+        // A winning row that no attachment is the archive form of may still imply an
+        // explicit archive row.
+        let explicit = match implied {
+            None if rev == 0 && single_source && obs_len >= 2 => {
+                self.explicit_form(&rec.key, &key, &parts.obs())?
+            }
+            _ => None,
+        };
+        // The bulk case, a key not stored yet: the row is written without reading first (a
+        // missing row always loses to the record, and there is no implied observation to write
+        // out). Then the explicit copy of the observation the row implies goes, as below.
+        let fresh = implied.as_ref().or(explicit.as_ref());
+        if self.event_row(EVENT_INSERT_NEW, &key, &rec, json, rev, None, fresh)? == 1 {
+            if let Some(i) = fresh {
+                if self.delete_archive_row(i.key.as_deref().unwrap_or(&key), &i.digest)? == 0 {
+                    self.stats.archived += 1;
+                }
+            }
+            self.wrote_event(&key, rec, true);
+            for (i, o) in attached.iter().enumerate() {
+                if Some(i) != implied_at {
+                    self.archive_text(o)?;
+                }
+            }
+            return Ok(());
+        }
         let stored = self.stored(&rec.key, &key)?;
-        match Self::wins(stored.as_ref(), rev, &json) {
+        match Self::wins(stored.as_ref(), rev, json) {
             Ok(()) => {
-                let implied = match implied {
-                    None if rev == 0 && single_source && obs.len() >= 2 => {
-                        self.explicit_form(&rec.key, &key, &obs)?
-                    }
-                    other => other,
-                };
+                let implied = implied.or(explicit);
                 // First: the replaced row's implied observation becomes explicit.
-                self.write_event(&key, rec, &json, rev, None, stored.as_ref(), implied)?;
+                self.write_event(&key, rec, json, rev, None, stored.as_ref(), implied)?;
                 for (i, o) in attached.iter().enumerate() {
                     if Some(i) != implied_at {
                         self.archive_text(o)?;
@@ -903,17 +950,29 @@ impl Writer<'_> {
             }
         }
         let new = stored.is_none();
-        let sources = sources_text(&rec);
+        self.event_row(EVENT_UPSERT, key, &rec, json, rev, state, implied.as_ref())?;
+        self.wrote_event(key, rec, new);
+        Ok(())
+    }
+
+    /// Writes the `events` row of `rec` (`key` is its key's text) with statement `sql`
+    /// ([`EVENT_UPSERT`] or [`EVENT_INSERT_NEW`]); how many rows it wrote.
+    #[allow(clippy::too_many_arguments)]
+    fn event_row(
+        &self,
+        sql: &str,
+        key: &str,
+        rec: &AgentRecord,
+        json: &str,
+        rev: i64,
+        state: Option<&str>,
+        implied: Option<&Implied>,
+    ) -> Result<usize, StoreError> {
+        let sources = sources_text(rec);
         let k = &rec.key;
-        let [cwd, branch, commit, model] = indexed_attrs(&rec);
+        let [cwd, branch, commit, model] = indexed_attrs(rec);
         self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO events (key, agent, session_id, turn_id, item_id, kind, name,
-                     time_ns, revision, sources, key_fallback, cwd, git_branch, git_commit, model,
-                     record, state, archive_len, archive_digest, archive_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20)",
-            )
+            .prepare_cached(sql)
             .and_then(|mut s| {
                 s.execute(params![
                     key,
@@ -933,19 +992,22 @@ impl Writer<'_> {
                     model,
                     json,
                     state,
-                    implied.as_ref().map(|i| i.len),
-                    implied.as_ref().map(|i| i.digest.as_str()),
-                    implied.as_ref().and_then(|i| i.key.as_deref()),
+                    implied.map(|i| i.len),
+                    implied.map(|i| i.digest.as_str()),
+                    implied.and_then(|i| i.key.as_deref()),
                 ])
             })
-            .map_err(StoreError::sql("writing an event"))?;
+            .map_err(StoreError::sql("writing an event"))
+    }
+
+    /// The bookkeeping of a written row (`new`: no row of `key` was stored before).
+    fn wrote_event(&mut self, key: &str, rec: AgentRecord, new: bool) {
         self.stats.upserted += 1;
-        self.touched.touch(k);
+        self.touched.touch(&rec.key, key);
         if new {
-            self.touched.count(k, 1);
+            self.touched.count(&rec.key, 1);
         }
         self.touched.wrote(key, rec);
-        Ok(())
     }
 
     fn raw(&mut self, r: &LogRecord, reason: &str) -> Result<(), StoreError> {
@@ -1036,13 +1098,14 @@ struct Implied {
 /// verbatim are implied, so the key is the text between the quotes).
 const KEY_HEAD: &str = "{\"key\":\"";
 
-/// Whether `o` (an attached observation) is the archive form `obs` of the record of key
-/// `key`, or that form under another key: `Some(None)`, `Some(Some(other key))`, else `None`.
-fn archive_form_of(obs: &str, key: &str, o: &str) -> Option<Option<String>> {
-    if o == obs {
+/// Whether `o` (an attached observation) is the archive form of the record of key `key`
+/// (`head`: that form without its closing `}`), or that form under another key:
+/// `Some(None)`, `Some(Some(other key))`, else `None`.
+fn archive_form_of(head: &str, key: &str, o: &str) -> Option<Option<String>> {
+    if closes(o, head) {
         return Some(None);
     }
-    let rest = obs.strip_prefix(KEY_HEAD)?.strip_prefix(key)?;
+    let rest = head.strip_prefix(KEY_HEAD)?.strip_prefix(key)?;
     if !rest.starts_with('"') {
         return None;
     }
@@ -1051,7 +1114,7 @@ fn archive_form_of(obs: &str, key: &str, o: &str) -> Option<Option<String>> {
     let (other, o_rest) = tail.split_at(end);
     // Written verbatim by JSON (no escapes, no control characters) and readable as a key,
     // exactly what archiving it explicitly would read.
-    if o_rest != rest
+    if !closes(o_rest, rest)
         || other == key
         || other.bytes().any(|b| b == b'\\' || b < 0x20)
         || other.parse::<EventKey>().is_err()
@@ -1144,11 +1207,83 @@ fn sources_text(rec: &AgentRecord) -> String {
     }
 }
 
+/// The `record` column of a record and, within it, the record's archive form
+/// ([`AgentRecord::observation_json`]): the archive form is the first `obs_len - 1` bytes of
+/// `json` closed by `}` (`obs_len` 0: the record has no archive form).
+struct RecordJson {
+    json: String,
+    obs_len: usize,
+}
+
+impl RecordJson {
+    /// The archive form without its closing `}` (empty when there is none).
+    fn obs_head(&self) -> &str {
+        self.json
+            .get(..self.obs_len.saturating_sub(1))
+            .unwrap_or("")
+    }
+
+    /// The archive form as its own string.
+    fn obs(&self) -> String {
+        if self.obs_len == 0 {
+            return String::new();
+        }
+        let mut s = String::with_capacity(self.obs_len);
+        s.push_str(self.obs_head());
+        s.push('}');
+        s
+    }
+}
+
+/// Whether `s` is `head` followed by `}`.
+fn closes(s: &str, head: &str) -> bool {
+    s.len() == head.len() + 1 && s.ends_with('}') && s.starts_with(head)
+}
+
+/// Writes the archive form of `rec` (`key` is its key's text): the fields, names, order and
+/// skip rules of `AgentRecord`'s own serialisation with the merged-only fields cleared, as
+/// [`AgentRecord::observation_json_keyed`] writes it (the tests compare the two).
+fn write_archive_form(
+    buf: &mut Vec<u8>,
+    rec: &AgentRecord,
+    key: &str,
+) -> Result<(), serde_json::Error> {
+    buf.extend_from_slice(b"{\"key\":");
+    json::write_str(buf, key);
+    buf.extend_from_slice(b",\"name\":");
+    json::write_str(buf, &rec.name);
+    buf.extend_from_slice(b",\"time_unix_nano\":");
+    serde_json::to_writer(&mut *buf, &rec.time_unix_nano)?;
+    if !rec.trace_id.is_empty() {
+        buf.extend_from_slice(b",\"trace_id\":");
+        json::write_str(buf, &rec.trace_id);
+    }
+    if !rec.span_id.is_empty() {
+        buf.extend_from_slice(b",\"span_id\":");
+        json::write_str(buf, &rec.span_id);
+    }
+    buf.extend_from_slice(b",\"attributes\":");
+    json::write_object(buf, rec.attributes.iter())?;
+    buf.extend_from_slice(b",\"body\":");
+    json::write_value(buf, &rec.body)?;
+    if let Some(source) = rec.source {
+        buf.extend_from_slice(b",\"source\":");
+        serde_json::to_writer(&mut *buf, &source)?;
+    }
+    buf.push(b'}');
+    Ok(())
+}
+
 /// The `record` column of `rec` (`key` is its key's text) and the record's archive form
-/// ([`AgentRecord::observation_json`]), serialised once: the record JSON is the archive form
-/// with the merged-only fields (which serialise last) appended, exactly
-/// `serde_json::to_string` of the record without its attached observations.
-fn record_json_parts(rec: &AgentRecord, key: &str) -> Result<(String, String), StoreError> {
+/// ([`AgentRecord::observation_json`]), serialised once into one buffer (`capacity` is a
+/// guess of its length): the record JSON is the archive form with the merged-only fields
+/// (which serialise last) appended, exactly `serde_json::to_string` of the record without its
+/// attached observations.
+fn record_json_parts(
+    rec: &AgentRecord,
+    key: &str,
+    capacity: usize,
+) -> Result<RecordJson, StoreError> {
     use agentcol_component::agent::Source;
     #[derive(serde::Serialize)]
     struct Tail<'a> {
@@ -1167,32 +1302,42 @@ fn record_json_parts(rec: &AgentRecord, key: &str) -> Result<(String, String), S
     fn no_provenance(p: &&BTreeMap<String, Source>) -> bool {
         p.is_empty()
     }
-    let obs = rec.observation_json_keyed(key);
-    if obs.len() < 2 {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+        what: "record",
+        reason: e.to_string(),
+    };
+    let mut buf = Vec::with_capacity(capacity);
+    if write_archive_form(&mut buf, rec, key).is_err() || buf.len() < 2 {
         // Not serialisable as an archive form (never expected): the plain way.
-        return Ok((record_json(rec)?, String::new()));
+        return Ok(RecordJson {
+            json: record_json(rec)?,
+            obs_len: 0,
+        });
     }
-    let tail = serde_json::to_string(&Tail {
-        sources: &rec.sources,
-        revision: rec.revision,
-        provenance: &rec.provenance,
-        superseded_by: rec.superseded_by.as_ref(),
-    })
-    .map_err(|e| StoreError::Corrupt {
+    let obs_len = buf.len();
+    serde_json::to_writer(
+        &mut buf,
+        &Tail {
+            sources: &rec.sources,
+            revision: rec.revision,
+            provenance: &rec.provenance,
+            superseded_by: rec.superseded_by.as_ref(),
+        },
+    )
+    .map_err(corrupt)?;
+    let tail = &buf[obs_len..];
+    if buf[obs_len - 1] == b'}' && tail.first() == Some(&b'{') && tail != b"{}" {
+        // `{…archive form…}{"sources":…}` → `{…archive form…,"sources":…}`.
+        buf[obs_len - 1] = b',';
+        buf.remove(obs_len);
+    } else {
+        buf.truncate(obs_len);
+    }
+    let json = String::from_utf8(buf).map_err(|e| StoreError::Corrupt {
         what: "record",
         reason: e.to_string(),
     })?;
-    let json = match (obs.strip_suffix('}'), tail.strip_prefix('{')) {
-        (Some(head), Some(rest)) if rest != "}" => {
-            let mut j = String::with_capacity(head.len() + rest.len() + 1);
-            j.push_str(head);
-            j.push(',');
-            j.push_str(rest);
-            j
-        }
-        _ => obs.clone(),
-    };
-    Ok((json, obs))
+    Ok(RecordJson { json, obs_len })
 }
 
 /// The `record` column: the canonical record as JSON, without attached observations (they are
@@ -1258,7 +1403,14 @@ mod tests {
         cases.push(only_rev);
         for r in cases {
             let key = r.key.to_string();
-            let (json, obs) = record_json_parts(&r, &key).unwrap();
+            for capacity in [0, 16, 4096] {
+                let parts = record_json_parts(&r, &key, capacity).unwrap();
+                assert_eq!(parts.json, serde_json::to_string(&r).unwrap());
+                assert_eq!(parts.obs(), r.observation_json());
+            }
+            let parts = record_json_parts(&r, &key, 0).unwrap();
+            let (json, obs) = (parts.json.clone(), parts.obs());
+            let head = parts.obs_head();
             assert_eq!(json, serde_json::to_string(&r).unwrap());
             assert_eq!(obs, r.observation_json());
             assert_eq!(json, record_json(&r).unwrap());
@@ -1269,14 +1421,14 @@ mod tests {
                 key: None,
             };
             assert_eq!(imp.json(&key, &json).unwrap(), obs);
-            assert_eq!(archive_form_of(&obs, &key, &obs), Some(None));
+            assert_eq!(archive_form_of(head, &key, &obs), Some(None));
             // The same observation under the provisional key the record was re-keyed from.
             let mut p = r.clone();
             p.key = p.key.with_turn("~trace:4bf92f3577b34da6a3ce929d0e0e4736");
             let p_key = p.key.to_string();
             let p_obs = p.observation_json();
             assert_eq!(
-                archive_form_of(&obs, &key, &p_obs),
+                archive_form_of(head, &key, &p_obs),
                 Some(Some(p_key.clone()))
             );
             let imp = Implied {
@@ -1288,16 +1440,17 @@ mod tests {
             // Anything else is not the record's archive form.
             let mut q = r.clone();
             q.time_unix_nano += 1;
-            assert_eq!(archive_form_of(&obs, &key, &q.observation_json()), None);
-            assert_eq!(archive_form_of(&obs, &key, "{}"), None);
-            assert_eq!(archive_form_of(&obs, &key, ""), None);
+            assert_eq!(archive_form_of(head, &key, &q.observation_json()), None);
+            assert_eq!(archive_form_of(head, &key, "{}"), None);
+            assert_eq!(archive_form_of(head, &key, ""), None);
         }
     }
 
     #[test]
     fn an_implied_row_that_does_not_match_its_digest_is_refused() {
         let r = record();
-        let (json, obs) = record_json_parts(&r, &r.key.to_string()).unwrap();
+        let parts = record_json_parts(&r, &r.key.to_string(), 0).unwrap();
+        let (json, obs) = (parts.json.clone(), parts.obs());
         let bad = Implied {
             len: obs.len() as i64 - 1,
             digest: digest(&obs),
