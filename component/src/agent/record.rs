@@ -216,12 +216,22 @@ impl AgentRecord {
     /// `serde_json::to_string` of the record, the same text, written faster (see
     /// [`Self::observation_json_keyed`]); `key_text` must be `self.key.to_string()`.
     pub fn to_json_keyed(&self, key_text: &str) -> String {
+        self.to_json_parts_keyed(key_text).0
+    }
+
+    /// [`Self::to_json_keyed`] and the length of the record's archive form
+    /// ([`Self::observation_json_keyed`]) within it: the archive form is the text's first
+    /// `len - 1` bytes closed by `}` (the merged-only fields serialise last). One text serves
+    /// as both, so a caller that stores the record and compares its archive form writes the
+    /// record once.
+    pub fn to_json_parts_keyed(&self, key_text: &str) -> (String, usize) {
         debug_assert_eq!(key_text, self.key.to_string());
         let mut out = String::with_capacity(
             self.json_estimate(key_text)
                 + self.observations.iter().map(|o| o.len() + 8).sum::<usize>(),
         );
         self.write_observation_fields(&mut out, key_text);
+        let archive_len = out.len() + 1;
         if !self.sources.is_empty() {
             out.push_str(",\"sources\":[");
             for (i, s) in self.sources.iter().enumerate() {
@@ -263,7 +273,7 @@ impl AgentRecord {
             out.push(']');
         }
         out.push('}');
-        out
+        (out, archive_len)
     }
 
     /// [`Self::to_json_keyed`] computing the key's text.
@@ -800,6 +810,10 @@ mod tests {
             o.superseded_by = None;
             o.observations.clear();
             assert_eq!(r.observation_json(), serde_json::to_string(&o).unwrap());
+            let key = r.key.to_string();
+            let (json, len) = r.to_json_parts_keyed(&key);
+            assert_eq!(json, r.to_json());
+            assert_eq!(format!("{}}}", &json[..len - 1]), r.observation_json());
         };
         check(&r);
         r.source = None;

@@ -40,7 +40,6 @@ use agentcol_component::{
 pub mod config;
 mod derive;
 pub mod error;
-mod json;
 mod lenient;
 pub mod query;
 pub mod schema;

@@ -42,7 +42,6 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::config::Synchronous;
 use crate::derive::{self, Touched};
 use crate::error::StoreError;
-use crate::json;
 use crate::lenient;
 use crate::schema;
 
@@ -520,7 +519,7 @@ impl Writer<'_> {
         };
         state.join(&m);
         let rec = state.to_record();
-        let json = record_json(&rec)?;
+        let json = record_json(&rec);
         let state_json = serde_json::to_string(&state).map_err(|e| StoreError::Corrupt {
             what: "merge state",
             reason: e.to_string(),
@@ -610,9 +609,7 @@ impl Writer<'_> {
             self.stats.skip(skip::SUPERSEDED);
             return Ok(());
         }
-        // The record JSON is its archive form plus a short tail: about an attachment's size.
-        let capacity = attached.first().map_or(512, |o| o.len() + 128);
-        let parts = record_json_parts(&rec, &key, capacity)?;
+        let parts = record_json_parts(&rec, &key);
         let rev = ns(rec.revision.unwrap_or(0));
         // `sources_text(&rec)` is the source's name (no source name has a comma).
         let single_source = rec.sources.is_empty()
@@ -863,7 +860,7 @@ impl Writer<'_> {
             }
         };
         let rec = state.to_record();
-        let json = record_json(&rec)?;
+        let json = record_json(&rec);
         let rev = ns(state.revision());
         match Self::wins(stored.as_ref(), rev, &json) {
             Ok(()) => {
@@ -1240,120 +1237,27 @@ fn closes(s: &str, head: &str) -> bool {
     s.len() == head.len() + 1 && s.ends_with('}') && s.starts_with(head)
 }
 
-/// Writes the archive form of `rec` (`key` is its key's text): the fields, names, order and
-/// skip rules of `AgentRecord`'s own serialisation with the merged-only fields cleared, as
-/// [`AgentRecord::observation_json_keyed`] writes it (the tests compare the two).
-fn write_archive_form(
-    buf: &mut Vec<u8>,
-    rec: &AgentRecord,
-    key: &str,
-) -> Result<(), serde_json::Error> {
-    buf.extend_from_slice(b"{\"key\":");
-    json::write_str(buf, key);
-    buf.extend_from_slice(b",\"name\":");
-    json::write_str(buf, &rec.name);
-    buf.extend_from_slice(b",\"time_unix_nano\":");
-    serde_json::to_writer(&mut *buf, &rec.time_unix_nano)?;
-    if !rec.trace_id.is_empty() {
-        buf.extend_from_slice(b",\"trace_id\":");
-        json::write_str(buf, &rec.trace_id);
-    }
-    if !rec.span_id.is_empty() {
-        buf.extend_from_slice(b",\"span_id\":");
-        json::write_str(buf, &rec.span_id);
-    }
-    buf.extend_from_slice(b",\"attributes\":");
-    json::write_object(buf, rec.attributes.iter())?;
-    buf.extend_from_slice(b",\"body\":");
-    json::write_value(buf, &rec.body)?;
-    if let Some(source) = rec.source {
-        buf.extend_from_slice(b",\"source\":");
-        serde_json::to_writer(&mut *buf, &source)?;
-    }
-    buf.push(b'}');
-    Ok(())
-}
-
-/// The `record` column of `rec` (`key` is its key's text) and the record's archive form
-/// ([`AgentRecord::observation_json`]), serialised once into one buffer (`capacity` is a
-/// guess of its length): the record JSON is the archive form with the merged-only fields
-/// (which serialise last) appended, exactly `serde_json::to_string` of the record without its
-/// attached observations.
-fn record_json_parts(
-    rec: &AgentRecord,
-    key: &str,
-    capacity: usize,
-) -> Result<RecordJson, StoreError> {
-    use agentcol_component::agent::Source;
-    #[derive(serde::Serialize)]
-    struct Tail<'a> {
-        #[serde(skip_serializing_if = "no_sources")]
-        sources: &'a [Source],
-        #[serde(skip_serializing_if = "Option::is_none")]
-        revision: Option<u64>,
-        #[serde(skip_serializing_if = "no_provenance")]
-        provenance: &'a BTreeMap<String, Source>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        superseded_by: Option<&'a EventKey>,
-    }
-    fn no_sources(s: &&[Source]) -> bool {
-        s.is_empty()
-    }
-    fn no_provenance(p: &&BTreeMap<String, Source>) -> bool {
-        p.is_empty()
-    }
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
-        what: "record",
-        reason: e.to_string(),
-    };
-    let mut buf = Vec::with_capacity(capacity);
-    if write_archive_form(&mut buf, rec, key).is_err() || buf.len() < 2 {
-        // Not serialisable as an archive form (never expected): the plain way.
-        return Ok(RecordJson {
-            json: record_json(rec)?,
-            obs_len: 0,
-        });
-    }
-    let obs_len = buf.len();
-    serde_json::to_writer(
-        &mut buf,
-        &Tail {
-            sources: &rec.sources,
-            revision: rec.revision,
-            provenance: &rec.provenance,
-            superseded_by: rec.superseded_by.as_ref(),
-        },
-    )
-    .map_err(corrupt)?;
-    let tail = &buf[obs_len..];
-    if buf[obs_len - 1] == b'}' && tail.first() == Some(&b'{') && tail != b"{}" {
-        // `{…archive form…}{"sources":…}` → `{…archive form…,"sources":…}`.
-        buf[obs_len - 1] = b',';
-        buf.remove(obs_len);
-    } else {
-        buf.truncate(obs_len);
-    }
-    let json = String::from_utf8(buf).map_err(|e| StoreError::Corrupt {
-        what: "record",
-        reason: e.to_string(),
-    })?;
-    Ok(RecordJson { json, obs_len })
+/// The `record` column of `rec` (`key` is its key's text; its attached observations already
+/// taken) and, within it, the record's archive form ([`AgentRecord::observation_json`]),
+/// written once by [`AgentRecord::to_json_parts_keyed`]: the record JSON is the archive form
+/// with the merged-only fields (which serialise last) appended, exactly
+/// `serde_json::to_string` of the record.
+fn record_json_parts(rec: &AgentRecord, key: &str) -> RecordJson {
+    debug_assert!(rec.observations.is_empty());
+    let (json, obs_len) = rec.to_json_parts_keyed(key);
+    RecordJson { json, obs_len }
 }
 
 /// The `record` column: the canonical record as JSON, without attached observations (they are
 /// in the archive).
-fn record_json(rec: &AgentRecord) -> Result<String, StoreError> {
+fn record_json(rec: &AgentRecord) -> String {
     if rec.observations.is_empty() {
-        serde_json::to_string(rec)
+        rec.to_json()
     } else {
         let mut r = rec.clone();
         r.observations.clear();
-        serde_json::to_string(&r)
+        r.to_json()
     }
-    .map_err(|e| StoreError::Corrupt {
-        what: "record",
-        reason: e.to_string(),
-    })
 }
 
 #[cfg(test)]
@@ -1403,17 +1307,12 @@ mod tests {
         cases.push(only_rev);
         for r in cases {
             let key = r.key.to_string();
-            for capacity in [0, 16, 4096] {
-                let parts = record_json_parts(&r, &key, capacity).unwrap();
-                assert_eq!(parts.json, serde_json::to_string(&r).unwrap());
-                assert_eq!(parts.obs(), r.observation_json());
-            }
-            let parts = record_json_parts(&r, &key, 0).unwrap();
+            let parts = record_json_parts(&r, &key);
             let (json, obs) = (parts.json.clone(), parts.obs());
             let head = parts.obs_head();
             assert_eq!(json, serde_json::to_string(&r).unwrap());
             assert_eq!(obs, r.observation_json());
-            assert_eq!(json, record_json(&r).unwrap());
+            assert_eq!(json, record_json(&r));
             // The archive form is a prefix of the record JSON, closed by `}`.
             let imp = Implied {
                 len: obs.len() as i64,
@@ -1449,7 +1348,7 @@ mod tests {
     #[test]
     fn an_implied_row_that_does_not_match_its_digest_is_refused() {
         let r = record();
-        let parts = record_json_parts(&r, &r.key.to_string(), 0).unwrap();
+        let parts = record_json_parts(&r, &r.key.to_string());
         let (json, obs) = (parts.json.clone(), parts.obs());
         let bad = Implied {
             len: obs.len() as i64 - 1,
