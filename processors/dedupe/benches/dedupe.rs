@@ -22,7 +22,7 @@ use agentcol_component::{async_trait, ComponentKind, ConsumeError, Consumer, Hos
 use agentcol_processor_dedupe::{DedupeConfig, DedupeProcessor};
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 
 /// The allocator of the `agentcol` binary, so the numbers are the binary's.
 #[global_allocator]
@@ -142,5 +142,39 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// `DEDUPE_BENCH_FIXED=<n>`: instead of criterion, `n` consumes of `codex_aliased` after 20
+/// of warm-up, printing their CPU time; a fixed amount of work, so old and new builds can also
+/// be compared by instruction count (`perf stat -e instructions:u`), which the shared
+/// machine's load does not move.
+fn fixed(n: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let host = Host::for_test(ComponentKind::Processor, "dedupe/bench", dir.path());
+    let p = DedupeProcessor::new(&host, "logs", &DedupeConfig::default(), Arc::new(Sink))
+        .unwrap_or_else(|e| panic!("{e}"));
+    cpu_of(&rt, &p, 20, &codex_request);
+    let cpu = cpu_of(&rt, &p, n, &codex_request);
+    println!(
+        "codex_aliased fixed: {n} requests, {:.3} s CPU, {:.1}k records/CPU-s",
+        cpu.as_secs_f64(),
+        n as f64 * 1000.0 / cpu.as_secs_f64() / 1000.0
+    );
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(n) = std::env::var("DEDUPE_BENCH_FIXED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        fixed(n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

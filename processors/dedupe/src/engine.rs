@@ -26,6 +26,7 @@ use crate::codec;
 use crate::store::{
     AliasId, DecisionKind, DecisionRow, KeyState, Loc, StateError, Store, Tomb, Upsert, Write,
 };
+use crate::text;
 
 /// Maps keyed by ids that come from outside: foldhash is fast on short keys and seeded per
 /// process, so colliding ids cannot be precomputed.
@@ -216,6 +217,8 @@ pub(crate) struct Engine {
     aliases: HashMap<AliasId, Option<String>>,
     origins: HashMap<i64, Arc<ResourceLogs>>,
     pending: (u64, Option<i64>),
+    /// The buffer each observation's JSON is written into ([`text::observation_json`]).
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -250,6 +253,14 @@ fn declaration(obs: &AgentRecord) -> Option<(AliasId, &str)> {
         alias: trace_alias(&hex),
     };
     Some((id, key.turn()))
+}
+
+/// `format!("{prefix}{text}")` without the formatting machinery (once per re-keyed observation).
+fn note(prefix: &str, text: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + text.len());
+    s.push_str(prefix);
+    s.push_str(text);
+    s
 }
 
 fn tombstone(t: &Tomb, real: &EventKey) -> AgentRecord {
@@ -302,6 +313,7 @@ impl Engine {
             aliases: HashMap::default(),
             origins: HashMap::default(),
             pending,
+            scratch: Vec::new(),
         })
     }
 
@@ -332,7 +344,7 @@ impl Engine {
         text: Option<String>,
     ) -> Result<&'b mut Staged, StateError> {
         if !b.staged.contains_key(key) {
-            let text: Arc<str> = text.unwrap_or_else(|| key.to_string()).into();
+            let text: Arc<str> = text.unwrap_or_else(|| text::key_text(key)).into();
             let id = codec::key_id(&text);
             // A cached entry under the same id but another key (a collision) is dropped: the
             // cache is only a copy of the database.
@@ -450,8 +462,8 @@ impl Engine {
         slot: usize,
         origin: i64,
     ) -> Result<(), StateError> {
-        let obs_text = obs.key.to_string();
-        let json = obs.observation_json_keyed(&obs_text);
+        let obs_text = text::key_text(&obs.key);
+        let json = text::observation_json(&obs, &obs_text, &mut self.scratch);
         let d = digest(&json);
         let source = obs.source.map(|s| s.as_str());
         let mut key = obs.key.clone();
@@ -477,13 +489,13 @@ impl Engine {
             };
             if let Some(turn) = turn {
                 let real = key.with_turn(&turn);
-                let real_text = real.to_string();
+                let real_text = text::key_text(&real);
                 b.decide(DecisionRow {
                     key: real_text.as_str().into(),
                     decision: DecisionKind::Rekeyed,
                     revision: None,
                     source,
-                    note: Some(format!("from {}", text.as_deref().unwrap_or_default())),
+                    note: Some(note("from ", text.as_deref().unwrap_or_default())),
                 });
                 key = real;
                 text = Some(real_text);
@@ -760,6 +772,11 @@ impl Engine {
                 }
             }
         }
+        // Each observation stages at most two keys and makes at most two decisions.
+        b.staged.reserve(observations.len());
+        b.order.reserve(observations.len());
+        b.decisions
+            .reserve(observations.len() + observations.len() / 2);
         for (r, slot, o) in observations {
             self.observe(&mut b, r, slot, o)?;
         }

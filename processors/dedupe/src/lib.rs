@@ -44,6 +44,7 @@ mod config;
 mod engine;
 mod filter;
 mod store;
+mod text;
 
 use std::collections::BTreeSet;
 use std::fmt;
