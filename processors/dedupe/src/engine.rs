@@ -26,7 +26,6 @@ use crate::codec;
 use crate::store::{
     AliasId, DecisionKind, DecisionRow, KeyState, Loc, StateError, Store, Tomb, Upsert, Write,
 };
-use crate::text;
 
 /// Maps keyed by ids that come from outside: foldhash is fast on short keys and seeded per
 /// process, so colliding ids cannot be precomputed.
@@ -217,8 +216,6 @@ pub(crate) struct Engine {
     aliases: HashMap<AliasId, Option<String>>,
     origins: HashMap<i64, Arc<ResourceLogs>>,
     pending: (u64, Option<i64>),
-    /// The buffer each observation's JSON is written into ([`text::observation_json`]).
-    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -313,7 +310,6 @@ impl Engine {
             aliases: HashMap::default(),
             origins: HashMap::default(),
             pending,
-            scratch: Vec::new(),
         })
     }
 
@@ -344,7 +340,7 @@ impl Engine {
         text: Option<String>,
     ) -> Result<&'b mut Staged, StateError> {
         if !b.staged.contains_key(key) {
-            let text: Arc<str> = text.unwrap_or_else(|| text::key_text(key)).into();
+            let text: Arc<str> = text.unwrap_or_else(|| key.to_string()).into();
             let id = codec::key_id(&text);
             // A cached entry under the same id but another key (a collision) is dropped: the
             // cache is only a copy of the database.
@@ -462,8 +458,8 @@ impl Engine {
         slot: usize,
         origin: i64,
     ) -> Result<(), StateError> {
-        let obs_text = text::key_text(&obs.key);
-        let json = text::observation_json(&obs, &obs_text, &mut self.scratch);
+        let obs_text = obs.key.to_string();
+        let json = obs.observation_json_keyed(&obs_text);
         let d = digest(&json);
         let source = obs.source.map(|s| s.as_str());
         let mut key = obs.key.clone();
@@ -489,7 +485,7 @@ impl Engine {
             };
             if let Some(turn) = turn {
                 let real = key.with_turn(&turn);
-                let real_text = text::key_text(&real);
+                let real_text = real.to_string();
                 b.decide(DecisionRow {
                     key: real_text.as_str().into(),
                     decision: DecisionKind::Rekeyed,

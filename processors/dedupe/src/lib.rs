@@ -44,7 +44,6 @@ mod config;
 mod engine;
 mod filter;
 mod store;
-mod text;
 
 use std::collections::BTreeSet;
 use std::fmt;
