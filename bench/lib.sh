@@ -3,3 +3,46 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, in clock ticks
+
+# The benchmark collector's config on stdout: otlp (gRPC and HTTP on the given ports) → PIPELINE,
+# where PIPELINE is the rest of the logs pipeline's flow mapping, e.g.
+# "processors: [dedupe/store], exporters: [sqlite]" or "exporters: [nop]".
+# usage: bench_config GRPC_PORT HTTP_PORT PIPELINE [SYNCHRONOUS]
+bench_config() {
+  cat <<YAML
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: 127.0.0.1:$1}
+      http: {endpoint: 127.0.0.1:$2}
+processors:
+  dedupe/store: {settle_window: 0s}
+exporters:
+  sqlite: {synchronous: ${4:-full}}
+  nop: {}
+service:
+  pipelines:
+    logs: {receivers: [otlp], $3}
+  telemetry:
+    metrics: {level: none}
+    logs: {level: warn}
+YAML
+}
+
+# Starts collector BINARY pinned to core 0 on CONFIG under ROOT, logging to LOG, and waits for
+# its gRPC port; sets collector_pid and appends it to the caller's pids array (for cleanup).
+# usage: start_collector BINARY ROOT CONFIG LOG GRPC_PORT
+start_collector() {
+  AGENTCOL_ROOT="$2" taskset -c 0 "$1" --config "$3" >"$4" 2>&1 &
+  collector_pid=$!
+  pids+=("$collector_pid")
+  wait_port "$5"
+}
+
+# Drives the collector's gRPC port from core 1 with the load generator (every request a new
+# Codex thread, 2 s of warm-up); prints the load generator's JSON summary.
+# usage: drive LOADGEN GRPC_PORT RECORDS_PER_REQUEST CONCURRENCY SECONDS
+drive() {
+  taskset -c 1 "$1" --unique --protocol grpc --endpoint "127.0.0.1:$2" \
+    --records-per-request "$3" --concurrency "$4" --duration "$5" --warmup 2
+}

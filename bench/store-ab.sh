@@ -32,30 +32,12 @@ one() { # BINARY → "events events/CPU-s events/s rss_mib"
   local bin=$1 grpc root
   grpc=$(free_port)
   root=$(mktemp -d "$work/root.XXXX")
-  cat > "$work/cfg.yaml" <<YAML
-receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: 127.0.0.1:$grpc}
-processors:
-  dedupe/store: {settle_window: 0s}
-exporters:
-  sqlite: {synchronous: full}
-service:
-  pipelines:
-    logs: {receivers: [otlp], processors: [dedupe/store], exporters: [sqlite]}
-  telemetry:
-    metrics: {level: none}
-    logs: {level: warn}
-YAML
-  AGENTCOL_ROOT="$root" taskset -c 0 "$bin" --config "$work/cfg.yaml" >"$work/col.log" 2>&1 &
-  local pid=$!
-  pids+=("$pid")
-  wait_port "$grpc"
+  bench_config "$grpc" "$(free_port)" "processors: [dedupe/store], exporters: [sqlite]" > "$work/cfg.yaml"
+  start_collector "$bin" "$root" "$work/cfg.yaml" "$work/col.log" "$grpc"
+  local pid=$collector_pid
   local t0; t0=$(cpu_ticks "$pid")
   local out
-  out=$(taskset -c 1 "$loadgen" --unique --protocol grpc --endpoint "127.0.0.1:$grpc" \
-        --records-per-request "$n" --concurrency "$conc" --duration "$secs" --warmup 2)
+  out=$(drive "$loadgen" "$grpc" "$n" "$conc" "$secs")
   local cpu; cpu=$(( $(cpu_ticks "$pid") - t0 ))
   local rss; rss=$(peak_rss_mib "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true

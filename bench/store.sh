@@ -36,32 +36,12 @@ run() { # MODE(store|nop) → "records/s events rss_mib cpu%"
   else
     pipeline="exporters: [nop]"
   fi
-  cat > "$work/$mode.yaml" <<YAML
-receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: 127.0.0.1:$grpc}
-      http: {endpoint: 127.0.0.1:$http}
-processors:
-  dedupe/store: {settle_window: 0s}
-exporters:
-  sqlite: {synchronous: $sync}
-  nop: {}
-service:
-  pipelines:
-    logs: {receivers: [otlp], $pipeline}
-  telemetry:
-    metrics: {level: none}
-    logs: {level: warn}
-YAML
-  AGENTCOL_ROOT="$root" taskset -c 0 "$agentcol" --config "$work/$mode.yaml" >"$work/$mode.log" 2>&1 &
-  local pid=$!
-  pids+=("$pid")
-  wait_port "$grpc"
+  bench_config "$grpc" "$http" "$pipeline" "$sync" > "$work/$mode.yaml"
+  start_collector "$agentcol" "$root" "$work/$mode.yaml" "$work/$mode.log" "$grpc"
+  local pid=$collector_pid
   local t0; t0=$(cpu_ticks "$pid")
   local out
-  out=$(taskset -c 1 "$loadgen" --unique --protocol grpc --endpoint "127.0.0.1:$grpc" \
-        --records-per-request "$n" --concurrency "$conc" --duration "$secs" --warmup 2)
+  out=$(drive "$loadgen" "$grpc" "$n" "$conc" "$secs")
   local rss; rss=$(peak_rss_mib "$pid")
   local cpu; cpu=$(( $(cpu_ticks "$pid") - t0 ))
   kill "$pid"; wait "$pid" 2>/dev/null || true

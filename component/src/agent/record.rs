@@ -768,6 +768,17 @@ mod tests {
         assert_eq!(r.clone().into_log_record(), r.to_log_record());
     }
 
+    /// `r` with the merged-only fields cleared: what its archive form serialises.
+    fn without_merged_fields(r: &AgentRecord) -> AgentRecord {
+        let mut o = r.clone();
+        o.sources.clear();
+        o.revision = None;
+        o.provenance.clear();
+        o.superseded_by = None;
+        o.observations.clear();
+        o
+    }
+
     #[test]
     fn the_archive_form_is_the_record_without_its_merged_fields() {
         let mut r = sample();
@@ -776,12 +787,7 @@ mod tests {
         r.provenance.insert("body".into(), Source::Hook);
         r.superseded_by = Some(r.key.with_turn("u2"));
         r.observations = vec!["{}".into()];
-        let mut o = r.clone();
-        o.sources.clear();
-        o.revision = None;
-        o.provenance.clear();
-        o.superseded_by = None;
-        o.observations.clear();
+        let mut o = without_merged_fields(&r);
         assert_eq!(r.observation_json(), serde_json::to_string(&o).unwrap());
         r.trace_id.clear();
         r.source = None;
@@ -803,12 +809,7 @@ mod tests {
         );
         let check = |r: &AgentRecord| {
             assert_eq!(r.to_json(), serde_json::to_string(r).unwrap());
-            let mut o = r.clone();
-            o.sources.clear();
-            o.revision = None;
-            o.provenance.clear();
-            o.superseded_by = None;
-            o.observations.clear();
+            let o = without_merged_fields(r);
             assert_eq!(r.observation_json(), serde_json::to_string(&o).unwrap());
             let key = r.key.to_string();
             let (json, len) = r.to_json_parts_keyed(&key);

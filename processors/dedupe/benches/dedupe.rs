@@ -112,16 +112,22 @@ fn cpu_of(
     total
 }
 
-fn bench(c: &mut Criterion) {
+/// A one-worker runtime and a `dedupe` (default config, state under `dir`) in front of a sink.
+fn processor(dir: &std::path::Path) -> (tokio::runtime::Runtime, DedupeProcessor) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let host = Host::for_test(ComponentKind::Processor, "dedupe/bench", dir.path());
+    let host = Host::for_test(ComponentKind::Processor, "dedupe/bench", dir);
     let p = DedupeProcessor::new(&host, "logs", &DedupeConfig::default(), Arc::new(Sink))
         .unwrap_or_else(|e| panic!("{e}"));
+    (rt, p)
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (rt, p) = processor(dir.path());
     let mut g = c.benchmark_group("consume_window_0_cpu");
     g.throughput(Throughput::Elements(1000));
     g.sample_size(20);
@@ -147,15 +153,8 @@ fn bench(c: &mut Criterion) {
 /// be compared by instruction count (`perf stat -e instructions:u`), which the shared
 /// machine's load does not move.
 fn fixed(n: u64) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let host = Host::for_test(ComponentKind::Processor, "dedupe/bench", dir.path());
-    let p = DedupeProcessor::new(&host, "logs", &DedupeConfig::default(), Arc::new(Sink))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (rt, p) = processor(dir.path());
     cpu_of(&rt, &p, 20, &codex_request);
     let cpu = cpu_of(&rt, &p, n, &codex_request);
     println!(
