@@ -46,3 +46,17 @@ drive() {
   taskset -c 1 "$1" --unique --protocol grpc --endpoint "127.0.0.1:$2" \
     --records-per-request "$3" --concurrency "$4" --duration "$5" --warmup 2
 }
+
+# Builds the load generator in release mode and sets loadgen to its path.
+bench_loadgen() {
+  cargo build --release --locked -p agentcol-loadgen >&2
+  loadgen=${CARGO_TARGET_DIR:-target}/release/agentcol-loadgen
+}
+
+# Sets work to a fresh temporary directory and pids to an empty array; on exit, every pid in
+# pids is killed and work removed.
+bench_workdir() {
+  work=$(mktemp -d)
+  pids=()
+  trap 'for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+}

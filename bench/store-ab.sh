@@ -19,14 +19,9 @@ secs=${4:-6}
 conc=${5:-4}
 n=${6:-1000}
 
-cargo build --release --locked -p agentcol-loadgen >&2
-loadgen=${CARGO_TARGET_DIR:-target}/release/agentcol-loadgen
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
 source bench/lib.sh
+bench_loadgen
+bench_workdir
 
 one() { # BINARY → "events events/CPU-s events/s rss_mib"
   local bin=$1 grpc root

@@ -17,14 +17,9 @@ secs=$1
 shift
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
 
-cargo build --release --locked -p agentcol-loadgen >&2
-loadgen=${CARGO_TARGET_DIR:-target}/release/agentcol-loadgen
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
 source bench/lib.sh
+bench_loadgen
+bench_workdir
 
 stage() { # CALLGRIND_OUT SYMBOL → inclusive instructions of the first function matching SYMBOL
   callgrind_annotate --inclusive=yes "$1" 2>/dev/null | grep -v inlined | grep -m1 -F "$2" \
