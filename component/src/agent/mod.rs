@@ -586,7 +586,34 @@ pub fn trace_alias(trace_hex: &str) -> String {
     format!("{ALIAS_PREFIX}trace:{trace_hex}")
 }
 
+/// Whether `s` holds neither `%` nor `|` (a key part written as it is). Eight bytes are
+/// checked at once: the per-character search of `str::find` was most of the cost of writing a
+/// key's text, which happens several times per observation.
+#[inline]
+fn plain(s: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Exact as a whole-word test: some byte of `w` equals `c` iff `x` has a zero byte.
+    let has = |w: u64, c: u8| {
+        let x = w ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGH != 0
+    };
+    let mut chunks = s.as_bytes().chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        let w = u64::from_le_bytes(word);
+        if has(w, b'%') || has(w, b'|') {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| b != b'%' && b != b'|')
+}
+
 fn escape(s: &str, out: &mut impl fmt::Write) -> fmt::Result {
+    if plain(s) {
+        return out.write_str(s);
+    }
     // Runs of plain text are written whole (parts rarely hold `%` or `|`).
     let mut rest = s;
     while let Some(i) = rest.find(['%', '|']) {
@@ -618,6 +645,26 @@ fn unescape(s: &str) -> Result<String, ()> {
 }
 
 impl EventKey {
+    /// The key's text, the same as `to_string()`, written into one allocation of its size
+    /// without the formatting machinery (this runs several times per observation).
+    pub fn text(&self) -> String {
+        let agent = self.agent.as_str();
+        let kind = self.kind.key_part();
+        // Exact unless a part needs escaping (then the string grows once or twice).
+        let len = 3
+            + agent.len()
+            + 3
+            + self.session.len()
+            + self.turn.len()
+            + self.item.len()
+            + 1
+            + kind.len();
+        let mut out = String::with_capacity(len);
+        // Writing to a `String` cannot fail.
+        let _ = self.write_text(&mut out);
+        out
+    }
+
     fn write_text(&self, out: &mut impl fmt::Write) -> fmt::Result {
         out.write_str("v1|")?;
         out.write_str(self.agent.as_str())?;
@@ -793,6 +840,26 @@ mod tests {
             assert_eq!(text.split('|').count(), 6, "{text}");
             assert!(text.starts_with("v1|claude_code|s%7C1%252|"), "{text}");
             assert_eq!(text.parse::<EventKey>().unwrap(), k, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// `text`, `to_string` and the escape rule as documented (`%` → `%25`, `|` → `%7C`,
+        /// written out character by character here) agree, wherever the special characters
+        /// fall in the eight-byte words of the fast check.
+        #[test]
+        fn the_key_text_is_the_escaped_parts(
+            session in "[a-z%|é]{1,40}",
+            turn in "[0-9a-f%|-]{1,40}",
+            item in "[%|x]{1,20}",
+        ) {
+            let k = EventKey::new(Agent::Codex, &session, Some(&turn), Some(&item), Kind::ToolCall)
+                .unwrap();
+            let esc = |p: &str| p.replace('%', "%25").replace('|', "%7C");
+            let want = format!("v1|codex|{}|{}|{}|tool.call", esc(&session), esc(&turn), esc(&item));
+            proptest::prop_assert_eq!(k.text(), want.clone());
+            proptest::prop_assert_eq!(k.to_string(), want);
+            proptest::prop_assert_eq!(k.text().parse::<EventKey>().unwrap(), k);
         }
     }
 

@@ -337,10 +337,10 @@ impl Engine {
         &mut self,
         b: &'b mut Batch,
         key: &EventKey,
-        text: Option<String>,
+        text: Option<Arc<str>>,
     ) -> Result<&'b mut Staged, StateError> {
         if !b.staged.contains_key(key) {
-            let text: Arc<str> = text.unwrap_or_else(|| key.to_string()).into();
+            let text: Arc<str> = text.unwrap_or_else(|| key.text().into());
             let id = codec::key_id(&text);
             // A cached entry under the same id but another key (a collision) is dropped: the
             // cache is only a copy of the database.
@@ -458,12 +458,12 @@ impl Engine {
         slot: usize,
         origin: i64,
     ) -> Result<(), StateError> {
-        let obs_text = obs.key.to_string();
+        let obs_text = obs.key.text();
         let json = obs.observation_json_keyed(&obs_text);
         let d = digest(&json);
         let source = obs.source.map(|s| s.as_str());
         let mut key = obs.key.clone();
-        let mut text = Some(obs_text);
+        let mut text: Option<Arc<str>> = None;
         if key.has_alias_turn() {
             let id = AliasId::of(&key);
             // A known alias wins over one declared in this request (the first declaration is
@@ -485,19 +485,20 @@ impl Engine {
             };
             if let Some(turn) = turn {
                 let real = key.with_turn(&turn);
-                let real_text = real.to_string();
+                let real_text: Arc<str> = real.text().into();
                 b.decide(DecisionRow {
-                    key: real_text.as_str().into(),
+                    key: real_text.clone(),
                     decision: DecisionKind::Rekeyed,
                     revision: None,
                     source,
-                    note: Some(note("from ", text.as_deref().unwrap_or_default())),
+                    note: Some(note("from ", &obs_text)),
                 });
                 key = real;
                 text = Some(real_text);
             }
         }
-        let entry = self.stage_keyed(b, &key, text)?;
+        let text = text.unwrap_or_else(|| obs_text.into());
+        let entry = self.stage_keyed(b, &key, Some(text))?;
         let first_touch = entry.touch(Some(slot));
         let precedence = &self.settings.precedence;
         let attach = self.settings.attach;
@@ -878,7 +879,7 @@ impl Engine {
                 if attach {
                     r.observations = std::mem::take(&mut st.unsent);
                 }
-                records.push(r.into_log_record_keyed(s.text.to_string()));
+                records.push(r.into_log_record_keyed(String::from(&*s.text)));
             }
             for t in &st.supersedes {
                 records.push(tombstone(t, key).into_log_record());
