@@ -105,16 +105,25 @@ struct Staged {
 
 impl Staged {
     /// Fills in `merged.fields` of a lazy state (from `first`, which a lazy state always has).
-    fn materialize(&mut self, precedence: &Precedence) {
+    /// `first` is used up (its values moved into the fields) unless `keep`.
+    fn materialize(&mut self, precedence: &Precedence, keep: bool) {
         if self.lazy.take().is_none() {
             return;
         }
         debug_assert!(self.first.is_some(), "a lazy state without its observation");
-        if let (Some(st), Some(obs)) = (self.state.as_mut(), self.first.as_ref()) {
-            if let Some(d) = st.merged.digests.pop_first() {
-                st.merged.sources.clear();
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        let Some(d) = st.merged.digests.pop_first() else {
+            return;
+        };
+        st.merged.sources.clear();
+        if keep {
+            if let Some(obs) = self.first.as_ref() {
                 st.merged.add_with_digest(obs, d, precedence);
             }
+        } else if let Some(obs) = self.first.take() {
+            st.merged.add_owned(obs, d, precedence);
         }
     }
 
@@ -460,6 +469,8 @@ impl Engine {
     ) -> Result<(), StateError> {
         let obs_text = obs.key.text();
         let json = obs.observation_json_keyed(&obs_text);
+        // Read now: the observation itself is used up below (moved into the state).
+        let declared = declaration(&obs).map(|(id, turn)| (id, turn.to_string()));
         let d = digest(&json);
         let source = obs.source.map(|s| s.as_str());
         let mut key = obs.key.clone();
@@ -507,12 +518,14 @@ impl Engine {
         let single = created && obs.source.is_some();
         if !created {
             // A second observation of the key: its whole event is needed.
-            entry.materialize(precedence);
+            entry.materialize(precedence, false);
             entry.first = None;
         }
         let st = entry
             .state
             .get_or_insert_with(|| KeyState::new(Merged::new(key.clone()), Some(origin)));
+        // The observation, when it becomes the new key's `first`.
+        let mut first = None;
         let added = if single {
             let src = obs.source.unwrap_or(Source::Otlp);
             let rank = precedence.rank(key.agent(), src);
@@ -526,9 +539,10 @@ impl Engine {
             st.merged.digests.insert(d);
             st.merged.sources.insert(src);
             entry.lazy = Some(fields);
+            first = Some(obs);
             Added::New { changed: true }
         } else {
-            st.merged.add_with_digest(&obs, d, precedence)
+            st.merged.add_owned(obs, d, precedence)
         };
         let revision = Some(st.merged.revision());
         let decision = match added {
@@ -562,22 +576,19 @@ impl Engine {
             source,
             note: None,
         });
-        let Some((id, turn)) = declaration(&obs) else {
-            if single {
+        let Some((id, turn)) = declared else {
+            if let Some(mut obs) = first {
                 if let Some(entry) = b.staged.get_mut(&key) {
-                    let mut obs = obs;
                     obs.key = key;
                     entry.first = Some(obs);
                 }
             }
             return Ok(());
         };
-        let turn = turn.to_string();
-        if single {
+        if let Some(mut obs) = first {
             // In place before the declaration: folding provisional state into this key (if
             // the alias resolves to it) materializes its lazy state from it.
             if let Some(entry) = b.staged.get_mut(&key) {
-                let mut obs = obs;
                 obs.key = key.clone();
                 entry.first = Some(obs);
             }
@@ -593,7 +604,7 @@ impl Engine {
                     .as_ref()
                     .is_none_or(|st| st.merged.digests.len() != 1)
                 {
-                    entry.materialize(precedence);
+                    entry.materialize(precedence, false);
                     entry.first = None;
                 }
             }
@@ -634,7 +645,8 @@ impl Engine {
         for p in provisional {
             let precedence = self.settings.precedence.clone();
             let pentry = self.stage(b, &p)?;
-            pentry.materialize(&precedence);
+            // Its observation may become the real key's `first` (below).
+            pentry.materialize(&precedence, true);
             let Some(ps) = pentry.state.take() else {
                 continue;
             };
@@ -656,7 +668,7 @@ impl Engine {
             });
             let pdue = ps.due_ms;
             let rentry = self.stage(b, &real)?;
-            rentry.materialize(&precedence);
+            rentry.materialize(&precedence, false);
             let fresh = rentry.state.is_none() && ps.emitted.is_none();
             let mut rs = match rentry.state.take() {
                 None => KeyState {
@@ -839,7 +851,7 @@ impl Engine {
                     .as_ref()
                     .is_some_and(|st| st.emitted.is_none() && st.merged.digests.len() == 1);
             if !fast {
-                s.materialize(precedence);
+                s.materialize(precedence, false);
             }
             let Some(st) = s.state.as_mut() else {
                 continue;
