@@ -349,6 +349,10 @@ pub(crate) struct Store {
     /// Rows in `keys_overflow`: while 0 (always, but for a 64-bit hash collision), a key that
     /// is not at its id in `keys` is known to be absent without a second lookup.
     overflow: u64,
+    /// Rows in `provisional`: while 0 (no provisional key waits for any alias, as when every
+    /// alias arrives in the request of its provisional observations), no alias has keys
+    /// waiting, and [`Store::provisional_keys`] answers without a query.
+    provisional: u64,
     /// Every row id a key may hold ([`KeyFilter`]): a key whose id it has never seen is absent
     /// without a lookup.
     known: KeyFilter,
@@ -438,6 +442,7 @@ impl Store {
             decisions_kept,
             next_seq: 1,
             overflow: 0,
+            provisional: 0,
             known: KeyFilter::with_capacity(0),
         };
         store.init()?;
@@ -507,6 +512,10 @@ impl Store {
             .query_row("SELECT COUNT(*) FROM keys_overflow", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         self.overflow = overflow.max(0) as u64;
+        let provisional: i64 = c
+            .query_row("SELECT COUNT(*) FROM provisional", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        self.provisional = provisional.max(0) as u64;
         self.known = self.build_filter(0).map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -712,6 +721,9 @@ impl Store {
 
     /// The provisional keys waiting for an alias.
     pub fn provisional_keys(&self, id: &AliasId) -> Result<Vec<String>, StateError> {
+        if self.provisional == 0 {
+            return Ok(Vec::new());
+        }
         self.conn
             .prepare_cached(
                 "SELECT key FROM provisional WHERE agent = ?1 AND session = ?2 AND alias = ?3 ORDER BY key",
@@ -790,6 +802,7 @@ impl Store {
         let kept = w.decisions.len().min(self.decisions_kept);
         let skipped = w.decisions.len() - kept;
         let mut new_overflow = self.overflow;
+        let mut new_provisional = self.provisional;
         // Before the transaction: whatever becomes of it, a written row is never "absent".
         for u in &w.upserts {
             if u.loc == Loc::New {
@@ -851,18 +864,22 @@ impl Store {
                 let mut unprov = tx.prepare_cached(
                     "DELETE FROM provisional WHERE agent = ?1 AND session = ?2 AND alias = ?3",
                 )?;
+                let mut provisional = self.provisional as i64;
                 for (id, turn, waiting) in &w.aliases {
                     al.execute(params![id.agent, id.session, id.alias, turn])?;
                     if *waiting {
-                        unprov.execute(params![id.agent, id.session, id.alias])?;
+                        provisional -=
+                            unprov.execute(params![id.agent, id.session, id.alias])? as i64;
                     }
                 }
                 let mut prov = tx.prepare_cached(
                     "INSERT OR IGNORE INTO provisional (agent, session, alias, key) VALUES (?1, ?2, ?3, ?4)",
                 )?;
                 for (id, key) in &w.provisional {
-                    prov.execute(params![id.agent, id.session, id.alias, key])?;
+                    provisional +=
+                        prov.execute(params![id.agent, id.session, id.alias, key])? as i64;
                 }
+                new_provisional = provisional.max(0) as u64;
                 let mut org = tx.prepare_cached(
                     "INSERT OR IGNORE INTO origins (id, template) VALUES (?1, ?2)",
                 )?;
@@ -899,6 +916,7 @@ impl Store {
         // On failure the caller drops the batch, locations it was told included.
         result.map_err(|e| self.err(e))?;
         self.overflow = new_overflow;
+        self.provisional = new_provisional;
         self.next_seq = first_seq + w.decisions.len() as u64;
         if self.known.wants_rebuild() {
             // Full: rebuilt from the file at twice the size. If that fails, the old filter is
@@ -1156,5 +1174,40 @@ mod tests {
         s.write(&mut w).unwrap();
         assert_eq!(s.overflow, 0);
         assert!(s.load_key(&key, &text, id).unwrap().is_none());
+    }
+    #[test]
+    fn provisional_rows_are_counted_so_an_empty_index_is_not_queried() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let key = EventKey::new(
+            Agent::Codex,
+            "s",
+            Some("~trace:4bf92f3577b34da6a3ce929d0e0e4736"),
+            Some("c"),
+            Kind::ToolCall,
+        )
+        .unwrap();
+        let text = key.to_string();
+        let id = AliasId::of(&key);
+        let mut s = Store::open(&path, 10).unwrap();
+        assert_eq!(s.provisional, 0);
+        assert!(s.provisional_keys(&id).unwrap().is_empty());
+        let mut w = Write::default();
+        w.provisional.push((id.clone(), &text));
+        w.provisional.push((id.clone(), &text));
+        s.write(&mut w).unwrap();
+        assert_eq!(s.provisional, 1, "a repeated row is not counted twice");
+        assert_eq!(s.provisional_keys(&id).unwrap(), vec![text.clone()]);
+        drop(s);
+        let mut s = Store::open(&path, 10).unwrap();
+        assert_eq!(s.provisional, 1, "counted again on open");
+        assert_eq!(s.provisional_keys(&id).unwrap(), vec![text.clone()]);
+        let mut w = Write::default();
+        w.aliases.push((&id, "u", true));
+        s.write(&mut w).unwrap();
+        assert_eq!(s.provisional, 0);
+        assert!(s.provisional_keys(&id).unwrap().is_empty());
+        drop(s);
+        assert_eq!(Store::open(&path, 10).unwrap().provisional, 0);
     }
 }
