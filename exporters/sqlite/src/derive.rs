@@ -7,6 +7,9 @@
 //! its events (earliest and latest event, earliest with each attribute) is kept in the row
 //! (`picks`) and combined with the rows a batch wrote; only when the batch replaced or deleted
 //! a picked event is the session scanned again.
+//! A session that is new in the batch (the bulk case: every request a new thread) gets its
+//! turn and session rows from the batch's rows in memory, each turn row written once with its
+//! ordinal; the result is the general path's.
 //!
 //! Each batch recomputes exactly the scopes it changed: the usage row of a changed usage
 //! event, the tool-call row of a changed call or result, the turn row of every changed turn,
@@ -88,9 +91,11 @@ enum State {
     Written(Row),
 }
 
-/// The columns of an event row that the session picks read.
+/// The columns of an event row that the session and turn rows read.
 #[derive(Debug)]
 struct Row {
+    turn: String,
+    kind: Kind,
     time: i64,
     agent: Agent,
     attrs: [Option<String>; 4],
@@ -101,6 +106,8 @@ impl Touched {
     pub(crate) fn wrote(&mut self, key: &str, rec: AgentRecord) {
         // The columns `store::Writer::event_row` wrote, computed the same way.
         let row = Row {
+            turn: rec.key.turn().to_string(),
+            kind: rec.key.kind(),
             time: crate::store::ns(rec.time_unix_nano),
             agent: rec.key.agent(),
             attrs: INDEXED_ATTRS.map(|name| lenient::text(rec.get(name))),
@@ -216,17 +223,29 @@ pub(crate) fn recompute(conn: &Connection, t: &Touched) -> Result<(), StoreError
     // Ordinals depend on every turn's start: renumber a session only when one of its turns
     // appeared, disappeared or moved (the numbering is the same function either way).
     let mut reorder = BTreeSet::new();
+    let batches = by_session(t);
+    // Sessions new in this batch (the bulk case): their resolved-turn counts.
+    let mut fresh: HashMap<&str, i64> = HashMap::new();
     for (session, turns) in &t.turns {
+        if let Some(b) = batches.get(session.as_str()) {
+            if fresh_session(conn, session, b)? {
+                fresh.insert(session, fresh_turns(conn, t, session, b)?);
+                continue;
+            }
+        }
         for turn in turns {
             if turn_row(conn, t, session, turn)? && !turn.starts_with('~') {
                 reorder.insert(session.as_str());
             }
         }
     }
-    let batches = by_session(t);
     for session in &t.sessions {
         let delta = t.counts.get(session).copied().unwrap_or(0);
-        session_row(conn, session, delta, batches.get(session.as_str()))?;
+        let batch = batches.get(session.as_str());
+        match (fresh.get(session.as_str()), batch) {
+            (Some(&turns), Some(b)) => fresh_session_row(conn, session, b, turns)?,
+            _ => session_row(conn, session, delta, batch)?,
+        }
         if reorder.contains(session.as_str()) {
             ordinals(conn, session)?;
         }
@@ -477,6 +496,134 @@ fn turn_row(conn: &Connection, t: &Touched, session: &str, turn: &str) -> Result
     Ok(moved)
 }
 
+/// Whether `session` is new in this batch: the writer said what it did to every row it
+/// touched, there is no stored session row and no turn row, and the session's rows are
+/// exactly those the batch wrote (a count makes sure: a file may hold rows written without
+/// derived rows). Then its turn and session rows are computed from the batch's rows in memory.
+fn fresh_session(
+    conn: &Connection,
+    session: &str,
+    b: &SessionBatch<'_>,
+) -> Result<bool, StoreError> {
+    if b.unknown {
+        return Ok(false);
+    }
+    let derived: i64 = conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM sessions WHERE session_id = ?1)
+                  + (SELECT count(*) FROM turns WHERE session_id = ?1)",
+        )
+        .and_then(|mut s| s.query_row([session], |r| r.get(0)))
+        .map_err(sql("reading a session"))?;
+    if derived != 0 {
+        return Ok(false);
+    }
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM events WHERE session_id = ?1")
+        .and_then(|mut s| s.query_row([session], |r| r.get(0)))
+        .map_err(sql("reading a session"))?;
+    Ok(n == b.rows.len() as i64)
+}
+
+/// The turn rows of a fresh session ([`fresh_session`]) from the batch's rows, each written
+/// once with its ordinal: the same function as [`turn_row`] and [`ordinals`] over the rows
+/// the scans would read. Returns how many resolved turns it has.
+fn fresh_turns(
+    conn: &Connection,
+    t: &Touched,
+    session: &str,
+    b: &SessionBatch<'_>,
+) -> Result<i64, StoreError> {
+    #[derive(Default)]
+    struct Acc<'a> {
+        min: Option<i64>,
+        max: Option<i64>,
+        start: Option<i64>,
+        end: Option<i64>,
+        prompt_key: Option<&'a str>,
+        start_model: Option<(&'a str, Option<&'a str>)>,
+        first_model: Option<(i64, &'a str, &'a str)>,
+    }
+    let mut turns: BTreeMap<&str, Acc<'_>> = BTreeMap::new();
+    for &(key, r) in &b.rows {
+        if r.turn.is_empty() {
+            continue;
+        }
+        let a = turns.entry(r.turn.as_str()).or_default();
+        let time = nonzero(Some(r.time));
+        let merge = |cur: Option<i64>, f: fn(i64, i64) -> i64| match (cur, time) {
+            (Some(c), Some(t)) => Some(f(c, t)),
+            (c, t) => c.or(t),
+        };
+        a.min = merge(a.min, i64::min);
+        a.max = merge(a.max, i64::max);
+        let model = r.attrs[3].as_deref();
+        match r.kind {
+            Kind::TurnStart => {
+                a.start = merge(a.start, i64::min);
+                if a.start_model.is_none_or(|(k, _)| key < k) {
+                    a.start_model = Some((key, model));
+                }
+            }
+            Kind::TurnEnd => a.end = merge(a.end, i64::max),
+            Kind::UserPrompt if a.prompt_key.is_none_or(|k| key < k) => {
+                a.prompt_key = Some(key);
+            }
+            _ => {}
+        }
+        if let Some(m) = model {
+            if a.first_model
+                .is_none_or(|(ft, fk, _)| (r.time, key) < (ft, fk))
+            {
+                a.first_model = Some((r.time, key, m));
+            }
+        }
+    }
+    // Resolved turns numbered 1, 2, … by (start, turn id), unknown starts last.
+    let mut order: Vec<(bool, i64, &str)> = turns
+        .iter()
+        .filter(|(turn, _)| !turn.starts_with('~'))
+        .map(|(turn, a)| {
+            let started = a.start.or(a.min);
+            (started.is_none(), started.unwrap_or(0), *turn)
+        })
+        .collect();
+    order.sort();
+    let ordinal: HashMap<&str, i64> = order
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, turn))| (*turn, i as i64 + 1))
+        .collect();
+    for (turn, a) in &turns {
+        let prompt = match a.prompt_key {
+            Some(k) => record(conn, t, session, turn, k)?.and_then(|r| body_text(Some(&r.body))),
+            None => None,
+        };
+        let model = a
+            .start_model
+            .and_then(|(_, m)| m)
+            .or(a.first_model.map(|(_, _, m)| m));
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO turns (session_id, turn_id, ordinal, started_ns, ended_ns, prompt,
+                 model)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                session,
+                turn,
+                ordinal.get(turn).copied(),
+                a.start.or(a.min),
+                a.end.or(a.max),
+                prompt,
+                model
+            ])
+        })
+        .map_err(sql("writing a turn"))?;
+    }
+    Ok(order.len() as i64)
+}
+
 /// One pick of a session: the event that decides one of its columns, as (time, key) and the
 /// value it gives. Its key is kept so that a batch that replaces or deletes that very event
 /// knows the pick must be looked for again.
@@ -622,9 +769,9 @@ pub(crate) fn fill_picks(conn: &Connection) -> Result<(), StoreError> {
 struct SessionBatch<'a> {
     /// Some row was touched without the writer saying how: only a scan knows.
     unknown: bool,
-    /// The picks among the rows the batch wrote, and how many they are.
+    /// The picks among the rows the batch wrote, and those rows.
     written: Picks,
-    rows: i64,
+    rows: Vec<(&'a str, &'a Row)>,
     /// The keys of the rows it replaced, deleted or inserted.
     keys: BTreeSet<&'a str>,
 }
@@ -639,7 +786,7 @@ fn by_session(t: &Touched) -> HashMap<&str, SessionBatch<'_>> {
             State::Unknown => b.unknown = true,
             State::Deleted => {}
             State::Written(r) => {
-                b.rows += 1;
+                b.rows.push((key.as_str(), r));
                 b.written.add(
                     r.time,
                     key,
@@ -680,7 +827,7 @@ fn session_row(
                 .prepare_cached("SELECT count(*) FROM events WHERE session_id = ?1")
                 .and_then(|mut s| s.query_row([session], |r| r.get(0)))
                 .map_err(sql("reading a session"))?;
-            if n == b.rows {
+            if n == b.rows.len() as i64 {
                 (b.written.clone(), n)
             } else {
                 scan_session(conn, session)?
@@ -707,15 +854,6 @@ fn session_row(
             .map_err(sql("clearing a session"))?;
         return Ok(());
     }
-    // The agent of the earliest event (a session id belongs to one agent).
-    let agent = picks
-        .first
-        .as_ref()
-        .and_then(|p| p.v.clone())
-        .ok_or_else(|| StoreError::Corrupt {
-            what: "session",
-            reason: format!("{session}: events but no earliest event"),
-        })?;
     // Session-level events have an empty turn part: few rows under (session_id, turn_id).
     let (mut start_key, mut ends) = (None::<String>, 0);
     {
@@ -744,9 +882,9 @@ fn session_row(
         .and_then(|mut s| s.query_row([session], |r| r.get(0)))
         .map_err(sql("counting turns"))?;
     // cwd, git and model: the `session.start` event's if it has them, else the picks'.
-    let mut attrs: [Option<String>; 4] = Default::default();
+    let mut start = None;
     if let Some(key) = &start_key {
-        if let Some(a) = conn
+        start = conn
             .prepare_cached(
                 "SELECT cwd, git_branch, git_commit, model FROM events
                  WHERE session_id = ?1 AND turn_id = '' AND key = ?2",
@@ -757,11 +895,70 @@ fn session_row(
                 })
                 .optional()
             })
-            .map_err(sql("reading event attributes"))?
-        {
-            attrs = a;
+            .map_err(sql("reading event attributes"))?;
+    }
+    write_session(conn, session, &picks, count, start, ends, turns)
+}
+
+/// The session row of a fresh session ([`fresh_session`]) from the batch's rows: the same
+/// function as [`session_row`]; `turns` is its number of resolved turns.
+fn fresh_session_row(
+    conn: &Connection,
+    session: &str,
+    b: &SessionBatch<'_>,
+    turns: i64,
+) -> Result<(), StoreError> {
+    if b.rows.is_empty() {
+        return Ok(());
+    }
+    let (mut start, mut ends) = (None::<(&str, &Row)>, 0);
+    for &(key, r) in &b.rows {
+        if !r.turn.is_empty() {
+            continue;
+        }
+        match r.kind {
+            Kind::SessionStart if start.is_none_or(|(k, _)| key < k) => {
+                start = Some((key, r));
+            }
+            Kind::SessionEnd => ends += 1,
+            _ => {}
         }
     }
+    let start = start.map(|(_, r)| r.attrs.clone());
+    write_session(
+        conn,
+        session,
+        &b.written,
+        b.rows.len() as i64,
+        start,
+        ends,
+        turns,
+    )
+}
+
+/// Writes the row of `session`: `count` events (not 0), its `picks`, the attribute columns of
+/// its `session.start` event if it has one, its number of `session.end` events and of resolved
+/// turns.
+fn write_session(
+    conn: &Connection,
+    session: &str,
+    picks: &Picks,
+    count: i64,
+    start: Option<[Option<String>; 4]>,
+    ends: i64,
+    turns: i64,
+) -> Result<(), StoreError> {
+    // The agent of the earliest event (a session id belongs to one agent).
+    let agent = picks
+        .first
+        .as_ref()
+        .and_then(|p| p.v.clone())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "session",
+            reason: format!("{session}: events but no earliest event"),
+        })?;
+    // cwd, git and model: the `session.start` event's if it has them, else the picks'.
+    let mut attrs = start.unwrap_or_default();
     for (a, p) in attrs.iter_mut().zip(&picks.attrs) {
         if a.is_none() {
             *a = p.as_ref().and_then(|p| p.v.clone());
