@@ -2,6 +2,15 @@
 //! `events` (the session and turn picks read its attribute columns `cwd`, `git_branch`,
 //! `git_commit`, `model`, themselves a function of `record`).
 //!
+//! `events` has no index but its primary key (session, turn, key), so that an event costs one
+//! B-tree insertion: a turn and a session are ranges of it. What the session row picks from
+//! its events (earliest and latest event, earliest with each attribute) is kept in the row
+//! (`picks`) and combined with the rows a batch wrote; only when the batch replaced or deleted
+//! a picked event is the session scanned again.
+//! A session that is new in the batch (the bulk case: every request a new thread) gets its
+//! turn and session rows from the batch's rows in memory, each turn row written once with its
+//! ordinal; the result is the general path's.
+//!
 //! Each batch recomputes exactly the scopes it changed: the usage row of a changed usage
 //! event, the tool-call row of a changed call or result, the turn row of every changed turn,
 //! and the session row and turn ordinals of every changed session. Recomputing means deleting
@@ -27,12 +36,14 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use agentcol_component::agent::{attr, AgentRecord, EventKey, Kind};
+use agentcol_component::agent::{attr, Agent, AgentRecord, EventKey, Kind};
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::error::StoreError;
 use crate::lenient;
+use crate::store::INDEXED_ATTRS;
 
 /// A tool call's scope: session, turn, call id, and the key without its kind part.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,11 +69,61 @@ pub(crate) struct Touched {
     /// The records the batch wrote that derived rows read (tool calls and results, usage,
     /// prompts), by key: what `events.record` now holds, without reading and parsing it back.
     records: HashMap<String, AgentRecord>,
+    /// Every event row the batch touched, by key text, with what it now is: the session rows'
+    /// picks are maintained from these instead of looked up in per-event indexes.
+    changed: HashMap<String, Change>,
+}
+
+/// One touched event row of a batch.
+#[derive(Debug)]
+struct Change {
+    session: String,
+    state: State,
+}
+
+/// What a touched event row is at the end of the batch.
+#[derive(Debug)]
+enum State {
+    /// Touched, but the writer did not say how ([`crate::Store::rebuild_derived`]): the
+    /// session is scanned.
+    Unknown,
+    Deleted,
+    Written(Row),
+}
+
+/// The columns of an event row that the session and turn rows read.
+#[derive(Debug)]
+struct Row {
+    turn: String,
+    kind: Kind,
+    time: i64,
+    agent: Agent,
+    attrs: [Option<String>; 4],
 }
 
 impl Touched {
     /// `rec` is now the stored record of `key` (its string form).
     pub(crate) fn wrote(&mut self, key: &str, rec: AgentRecord) {
+        // The columns `store::Writer::event_row` wrote, computed the same way.
+        let row = Row {
+            turn: rec.key.turn().to_string(),
+            kind: rec.key.kind(),
+            time: crate::store::ns(rec.time_unix_nano),
+            agent: rec.key.agent(),
+            attrs: INDEXED_ATTRS.map(|name| lenient::text(rec.get(name))),
+        };
+        match self.changed.get_mut(key) {
+            Some(c) => c.state = State::Written(row),
+            None => {
+                self.changed.insert(
+                    key.to_string(),
+                    Change {
+                        session: rec.key.session().to_string(),
+                        state: State::Written(row),
+                    },
+                );
+            }
+        }
         if matches!(
             rec.key.kind(),
             Kind::ToolCall | Kind::ToolResult | Kind::Usage | Kind::UserPrompt
@@ -74,6 +135,9 @@ impl Touched {
     /// The event of `key` (its string form) was deleted.
     pub(crate) fn deleted(&mut self, key: &str) {
         self.records.remove(key);
+        if let Some(c) = self.changed.get_mut(key) {
+            c.state = State::Deleted;
+        }
     }
 
     /// An event row of `key`'s session was inserted (`1`) or deleted (`-1`).
@@ -89,6 +153,15 @@ impl Touched {
     /// The event `key` (`text` is its string form) was inserted, replaced or deleted. A batch
     /// touches few scopes many times: the sets are looked up before a key is copied.
     pub(crate) fn touch(&mut self, key: &EventKey, text: &str) {
+        if !self.changed.contains_key(text) {
+            self.changed.insert(
+                text.to_string(),
+                Change {
+                    session: key.session().to_string(),
+                    state: State::Unknown,
+                },
+            );
+        }
         if !self.sessions.contains(key.session()) {
             self.sessions.insert(key.session().to_string());
         }
@@ -150,7 +223,16 @@ pub(crate) fn recompute(conn: &Connection, t: &Touched) -> Result<(), StoreError
     // Ordinals depend on every turn's start: renumber a session only when one of its turns
     // appeared, disappeared or moved (the numbering is the same function either way).
     let mut reorder = BTreeSet::new();
+    let batches = by_session(t);
+    // Sessions new in this batch (the bulk case): their resolved-turn counts.
+    let mut fresh: HashMap<&str, i64> = HashMap::new();
     for (session, turns) in &t.turns {
+        if let Some(b) = batches.get(session.as_str()) {
+            if fresh_session(conn, session, b)? {
+                fresh.insert(session, fresh_turns(conn, t, session, b)?);
+                continue;
+            }
+        }
         for turn in turns {
             if turn_row(conn, t, session, turn)? && !turn.starts_with('~') {
                 reorder.insert(session.as_str());
@@ -158,7 +240,12 @@ pub(crate) fn recompute(conn: &Connection, t: &Touched) -> Result<(), StoreError
         }
     }
     for session in &t.sessions {
-        session_row(conn, session, t.counts.get(session).copied().unwrap_or(0))?;
+        let delta = t.counts.get(session).copied().unwrap_or(0);
+        let batch = batches.get(session.as_str());
+        match (fresh.get(session.as_str()), batch) {
+            (Some(&turns), Some(b)) => fresh_session_row(conn, session, b, turns)?,
+            _ => session_row(conn, session, delta, batch)?,
+        }
         if reorder.contains(session.as_str()) {
             ordinals(conn, session)?;
         }
@@ -301,35 +388,6 @@ fn tool_row(conn: &Connection, touched: &Touched, t: &ToolRef) -> Result<(), Sto
     Ok(())
 }
 
-/// The value of attribute column `column` (`cwd`, `git_branch`, `git_commit`, `model`) for a
-/// session: from the `preferred` event (its `session.start`) if that has it, else from the
-/// earliest event (by time, then key) that has it. Both are index lookups (the primary key, and
-/// the partial index `events_<column>` that holds only the events that have the attribute).
-fn pick_session_attr(
-    conn: &Connection,
-    session: &str,
-    column: &str,
-    preferred: Option<&str>,
-) -> Result<Option<String>, StoreError> {
-    if let Some(key) = preferred {
-        let v: Option<Option<String>> = conn
-            .prepare_cached(&format!(
-                "SELECT {column} FROM events WHERE session_id = ?1 AND turn_id = '' AND key = ?2"
-            ))
-            .and_then(|mut s| s.query_row(params![session, key], |r| r.get(0)).optional())
-            .map_err(sql("reading event attributes"))?;
-        if let Some(Some(v)) = v {
-            return Ok(Some(v));
-        }
-    }
-    conn.prepare_cached(&format!(
-        "SELECT {column} FROM events WHERE session_id = ?1 AND {column} IS NOT NULL
-         ORDER BY time_ns, key LIMIT 1"
-    ))
-    .and_then(|mut s| s.query_row([session], |r| r.get(0)).optional())
-    .map_err(sql("reading event attributes"))
-}
-
 /// Recomputes one turn row; true when the turn appeared, disappeared or its start changed
 /// (so the session's ordinals must be recomputed). An unchanged start keeps the ordinal.
 fn turn_row(conn: &Connection, t: &Touched, session: &str, turn: &str) -> Result<bool, StoreError> {
@@ -438,23 +496,357 @@ fn turn_row(conn: &Connection, t: &Touched, session: &str, turn: &str) -> Result
     Ok(moved)
 }
 
-/// Recomputes one session row; `delta` is the number of its events the batch added minus those
-/// it deleted.
-fn session_row(conn: &Connection, session: &str, delta: i64) -> Result<(), StoreError> {
-    // Every query below is an index lookup (the primary key, `events_session_time`, the
-    // attribute indexes) or a scan of the session-level events: this runs for every session a
-    // batch touches. The event count is the stored count plus the batch's delta (the stored
-    // row is exact as of the last commit); a session with no row yet is counted.
-    let stored: Option<i64> = conn
-        .prepare_cached("SELECT events FROM sessions WHERE session_id = ?1")
-        .and_then(|mut s| s.query_row([session], |r| r.get(0)).optional())
+/// Whether `session` is new in this batch: the writer said what it did to every row it
+/// touched, there is no stored session row and no turn row, and the session's rows are
+/// exactly those the batch wrote (a count makes sure: a file may hold rows written without
+/// derived rows). Then its turn and session rows are computed from the batch's rows in memory.
+fn fresh_session(
+    conn: &Connection,
+    session: &str,
+    b: &SessionBatch<'_>,
+) -> Result<bool, StoreError> {
+    if b.unknown {
+        return Ok(false);
+    }
+    let derived: i64 = conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM sessions WHERE session_id = ?1)
+                  + (SELECT count(*) FROM turns WHERE session_id = ?1)",
+        )
+        .and_then(|mut s| s.query_row([session], |r| r.get(0)))
         .map_err(sql("reading a session"))?;
-    let count: i64 = match stored {
-        Some(n) => n + delta,
-        None => conn
-            .prepare_cached("SELECT count(*) FROM events WHERE session_id = ?1")
-            .and_then(|mut s| s.query_row([session], |r| r.get(0)))
-            .map_err(sql("reading a session"))?,
+    if derived != 0 {
+        return Ok(false);
+    }
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM events WHERE session_id = ?1")
+        .and_then(|mut s| s.query_row([session], |r| r.get(0)))
+        .map_err(sql("reading a session"))?;
+    Ok(n == b.rows.len() as i64)
+}
+
+/// The turn rows of a fresh session ([`fresh_session`]) from the batch's rows, each written
+/// once with its ordinal: the same function as [`turn_row`] and [`ordinals`] over the rows
+/// the scans would read. Returns how many resolved turns it has.
+fn fresh_turns(
+    conn: &Connection,
+    t: &Touched,
+    session: &str,
+    b: &SessionBatch<'_>,
+) -> Result<i64, StoreError> {
+    #[derive(Default)]
+    struct Acc<'a> {
+        min: Option<i64>,
+        max: Option<i64>,
+        start: Option<i64>,
+        end: Option<i64>,
+        prompt_key: Option<&'a str>,
+        start_model: Option<(&'a str, Option<&'a str>)>,
+        first_model: Option<(i64, &'a str, &'a str)>,
+    }
+    let mut turns: BTreeMap<&str, Acc<'_>> = BTreeMap::new();
+    for &(key, r) in &b.rows {
+        if r.turn.is_empty() {
+            continue;
+        }
+        let a = turns.entry(r.turn.as_str()).or_default();
+        let time = nonzero(Some(r.time));
+        let merge = |cur: Option<i64>, f: fn(i64, i64) -> i64| match (cur, time) {
+            (Some(c), Some(t)) => Some(f(c, t)),
+            (c, t) => c.or(t),
+        };
+        a.min = merge(a.min, i64::min);
+        a.max = merge(a.max, i64::max);
+        let model = r.attrs[3].as_deref();
+        match r.kind {
+            Kind::TurnStart => {
+                a.start = merge(a.start, i64::min);
+                if a.start_model.is_none_or(|(k, _)| key < k) {
+                    a.start_model = Some((key, model));
+                }
+            }
+            Kind::TurnEnd => a.end = merge(a.end, i64::max),
+            Kind::UserPrompt if a.prompt_key.is_none_or(|k| key < k) => {
+                a.prompt_key = Some(key);
+            }
+            _ => {}
+        }
+        if let Some(m) = model {
+            if a.first_model
+                .is_none_or(|(ft, fk, _)| (r.time, key) < (ft, fk))
+            {
+                a.first_model = Some((r.time, key, m));
+            }
+        }
+    }
+    // Resolved turns numbered 1, 2, … by (start, turn id), unknown starts last.
+    let mut order: Vec<(bool, i64, &str)> = turns
+        .iter()
+        .filter(|(turn, _)| !turn.starts_with('~'))
+        .map(|(turn, a)| {
+            let started = a.start.or(a.min);
+            (started.is_none(), started.unwrap_or(0), *turn)
+        })
+        .collect();
+    order.sort();
+    let ordinal: HashMap<&str, i64> = order
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, turn))| (*turn, i as i64 + 1))
+        .collect();
+    for (turn, a) in &turns {
+        let prompt = match a.prompt_key {
+            Some(k) => record(conn, t, session, turn, k)?.and_then(|r| body_text(Some(&r.body))),
+            None => None,
+        };
+        let model = a
+            .start_model
+            .and_then(|(_, m)| m)
+            .or(a.first_model.map(|(_, _, m)| m));
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO turns (session_id, turn_id, ordinal, started_ns, ended_ns, prompt,
+                 model)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                session,
+                turn,
+                ordinal.get(turn).copied(),
+                a.start.or(a.min),
+                a.end.or(a.max),
+                prompt,
+                model
+            ])
+        })
+        .map_err(sql("writing a turn"))?;
+    }
+    Ok(order.len() as i64)
+}
+
+/// One pick of a session: the event that decides one of its columns, as (time, key) and the
+/// value it gives. Its key is kept so that a batch that replaces or deletes that very event
+/// knows the pick must be looked for again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Pick {
+    /// `time_ns` of the event (0: unknown).
+    t: i64,
+    /// Its key.
+    k: String,
+    /// The value it gives (the agent, or the attribute), if the pick has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v: Option<String>,
+}
+
+/// The events a session row is computed from, kept in its `picks` column (schema v3) so that a
+/// batch combines them with the rows it wrote instead of looking them up in indexes of
+/// `events` that every event would pay for. Each is a function of the session's events:
+/// `first` the earliest (time, key) event (its agent), `min` / `max` the earliest / latest
+/// (time, key) event of known time, `attrs` per attribute column the earliest (time, key) event
+/// that has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Picks {
+    first: Option<Pick>,
+    min: Option<Pick>,
+    max: Option<Pick>,
+    attrs: [Option<Pick>; 4],
+}
+
+/// `cand` replaces `cur` when it is smaller (`max`: greater) by (time, key).
+fn better(cur: &mut Option<Pick>, t: i64, k: &str, v: Option<&str>, max: bool) {
+    let wins = match cur {
+        None => true,
+        Some(c) => {
+            let o = (t, k).cmp(&(c.t, c.k.as_str()));
+            if max {
+                o.is_gt()
+            } else {
+                o.is_lt()
+            }
+        }
+    };
+    if wins {
+        *cur = Some(Pick {
+            t,
+            k: k.to_string(),
+            v: v.map(str::to_string),
+        });
+    }
+}
+
+impl Picks {
+    /// Takes one event row into account.
+    fn add(&mut self, t: i64, key: &str, agent: &str, attrs: [Option<&str>; 4]) {
+        better(&mut self.first, t, key, Some(agent), false);
+        if t > 0 {
+            better(&mut self.min, t, key, None, false);
+            better(&mut self.max, t, key, None, true);
+        }
+        for (pick, value) in self.attrs.iter_mut().zip(attrs) {
+            if value.is_some() {
+                better(pick, t, key, value, false);
+            }
+        }
+    }
+
+    /// The picks merged with those of other events (disjoint from this one's).
+    fn merge(&mut self, o: &Picks) {
+        let take = |cur: &mut Option<Pick>, p: &Option<Pick>, max| {
+            if let Some(p) = p {
+                better(cur, p.t, &p.k, p.v.as_deref(), max);
+            }
+        };
+        take(&mut self.first, &o.first, false);
+        take(&mut self.min, &o.min, false);
+        take(&mut self.max, &o.max, true);
+        for (cur, p) in self.attrs.iter_mut().zip(&o.attrs) {
+            take(cur, p, false);
+        }
+    }
+
+    /// The keys of the picked events.
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        [&self.first, &self.min, &self.max]
+            .into_iter()
+            .chain(&self.attrs)
+            .flatten()
+            .map(|p| p.k.as_str())
+    }
+
+    fn text(&self) -> Result<String, StoreError> {
+        serde_json::to_string(self).map_err(|e| StoreError::Corrupt {
+            what: "session picks",
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// The picks and the number of events of `session`, from all its rows (one primary-key range
+/// scan): for a session the batch cannot update from its own rows.
+fn scan_session(conn: &Connection, session: &str) -> Result<(Picks, i64), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT time_ns, key, agent, cwd, git_branch, git_commit, model FROM events
+             WHERE session_id = ?1",
+        )
+        .map_err(sql("reading a session"))?;
+    let mut rows = stmt.query([session]).map_err(sql("reading a session"))?;
+    let (mut picks, mut count) = (Picks::default(), 0i64);
+    let text = |r: &rusqlite::Row<'_>, i: usize| -> Result<Option<String>, StoreError> {
+        r.get(i).map_err(sql("reading a session"))
+    };
+    while let Some(r) = rows.next().map_err(sql("reading a session"))? {
+        count += 1;
+        let t: i64 = r.get(0).map_err(sql("reading a session"))?;
+        let key: String = r.get(1).map_err(sql("reading a session"))?;
+        let agent: String = r.get(2).map_err(sql("reading a session"))?;
+        let attrs = [text(r, 3)?, text(r, 4)?, text(r, 5)?, text(r, 6)?];
+        picks.add(t, &key, &agent, attrs.each_ref().map(|a| a.as_deref()));
+    }
+    Ok((picks, count))
+}
+
+/// Fills `sessions.picks` of every session (the v3 migration: older files have none).
+pub(crate) fn fill_picks(conn: &Connection) -> Result<(), StoreError> {
+    let sessions: Vec<String> = conn
+        .prepare("SELECT session_id FROM sessions")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()
+        })
+        .map_err(sql("reading sessions"))?;
+    for session in sessions {
+        let picks = scan_session(conn, &session)?.0.text()?;
+        conn.prepare_cached("UPDATE sessions SET picks = ?2 WHERE session_id = ?1")
+            .and_then(|mut s| s.execute(params![session, picks]))
+            .map_err(sql("writing session picks"))?;
+    }
+    Ok(())
+}
+
+/// What a batch did to the rows of one session.
+#[derive(Default)]
+struct SessionBatch<'a> {
+    /// Some row was touched without the writer saying how: only a scan knows.
+    unknown: bool,
+    /// The picks among the rows the batch wrote, and those rows.
+    written: Picks,
+    rows: Vec<(&'a str, &'a Row)>,
+    /// The keys of the rows it replaced, deleted or inserted.
+    keys: BTreeSet<&'a str>,
+}
+
+/// The batch's rows grouped by session.
+fn by_session(t: &Touched) -> HashMap<&str, SessionBatch<'_>> {
+    let mut out: HashMap<&str, SessionBatch<'_>> = HashMap::new();
+    for (key, c) in &t.changed {
+        let b = out.entry(c.session.as_str()).or_default();
+        b.keys.insert(key.as_str());
+        match &c.state {
+            State::Unknown => b.unknown = true,
+            State::Deleted => {}
+            State::Written(r) => {
+                b.rows.push((key.as_str(), r));
+                b.written.add(
+                    r.time,
+                    key,
+                    r.agent.as_str(),
+                    r.attrs.each_ref().map(|a| a.as_deref()),
+                )
+            }
+        }
+    }
+    out
+}
+
+/// Recomputes one session row; `delta` is the number of its events the batch added minus those
+/// it deleted, `batch` what it did to its rows.
+fn session_row(
+    conn: &Connection,
+    session: &str,
+    delta: i64,
+    batch: Option<&SessionBatch<'_>>,
+) -> Result<(), StoreError> {
+    // Nothing here reads an index of `events` but its primary key: the stored row's count and
+    // picks are exact as of the last commit, so the batch's own rows update them. A session
+    // without a stored row had no events before the batch (every batch writes the row of
+    // every session it touches; counted to make sure). A scan of the session is only needed when the batch replaced
+    // or deleted a picked event, for files without picks, and on a rebuild.
+    let stored: Option<(i64, Option<String>)> = conn
+        .prepare_cached("SELECT events, picks FROM sessions WHERE session_id = ?1")
+        .and_then(|mut s| {
+            s.query_row([session], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql("reading a session"))?;
+    let (picks, count) = match (batch.filter(|b| !b.unknown), stored) {
+        (Some(b), None) => {
+            // Normally a new session; a count (cheaper than a scan) makes sure no rows
+            // predate the batch (a file written without derived rows).
+            let n: i64 = conn
+                .prepare_cached("SELECT count(*) FROM events WHERE session_id = ?1")
+                .and_then(|mut s| s.query_row([session], |r| r.get(0)))
+                .map_err(sql("reading a session"))?;
+            if n == b.rows.len() as i64 {
+                (b.written.clone(), n)
+            } else {
+                scan_session(conn, session)?
+            }
+        }
+        (Some(b), Some((n, Some(text)))) => {
+            let mut picks: Picks =
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                    what: "session picks",
+                    reason: e.to_string(),
+                })?;
+            if picks.keys().any(|k| b.keys.contains(k)) {
+                scan_session(conn, session)?
+            } else {
+                picks.merge(&b.written);
+                (picks, n + delta)
+            }
+        }
+        _ => scan_session(conn, session)?,
     };
     if count == 0 {
         conn.prepare_cached("DELETE FROM sessions WHERE session_id = ?1")
@@ -462,20 +854,6 @@ fn session_row(conn: &Connection, session: &str, delta: i64) -> Result<(), Store
             .map_err(sql("clearing a session"))?;
         return Ok(());
     }
-    let bound = |q: &str| -> Result<Option<i64>, StoreError> {
-        conn.prepare_cached(q)
-            .and_then(|mut s| s.query_row([session], |r| r.get(0)))
-            .map_err(sql("reading a session"))
-    };
-    let min = bound("SELECT min(time_ns) FROM events WHERE session_id = ?1 AND time_ns > 0")?;
-    let max = bound("SELECT max(time_ns) FROM events WHERE session_id = ?1 AND time_ns > 0")?;
-    // The agent of the earliest event (a session id belongs to one agent).
-    let agent: String = conn
-        .prepare_cached(
-            "SELECT agent FROM events WHERE session_id = ?1 ORDER BY time_ns, key LIMIT 1",
-        )
-        .and_then(|mut s| s.query_row([session], |r| r.get(0)))
-        .map_err(sql("reading a session"))?;
     // Session-level events have an empty turn part: few rows under (session_id, turn_id).
     let (mut start_key, mut ends) = (None::<String>, 0);
     {
@@ -503,15 +881,95 @@ fn session_row(conn: &Connection, session: &str, delta: i64) -> Result<(), Store
         )
         .and_then(|mut s| s.query_row([session], |r| r.get(0)))
         .map_err(sql("counting turns"))?;
-    let start = start_key.as_deref();
-    let cwd = pick_session_attr(conn, session, "cwd", start)?;
-    let branch = pick_session_attr(conn, session, "git_branch", start)?;
-    let commit = pick_session_attr(conn, session, "git_commit", start)?;
-    let model = pick_session_attr(conn, session, "model", start)?;
+    // cwd, git and model: the `session.start` event's if it has them, else the picks'.
+    let mut start = None;
+    if let Some(key) = &start_key {
+        start = conn
+            .prepare_cached(
+                "SELECT cwd, git_branch, git_commit, model FROM events
+                 WHERE session_id = ?1 AND turn_id = '' AND key = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![session, key], |r| {
+                    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
+                })
+                .optional()
+            })
+            .map_err(sql("reading event attributes"))?;
+    }
+    write_session(conn, session, &picks, count, start, ends, turns)
+}
+
+/// The session row of a fresh session ([`fresh_session`]) from the batch's rows: the same
+/// function as [`session_row`]; `turns` is its number of resolved turns.
+fn fresh_session_row(
+    conn: &Connection,
+    session: &str,
+    b: &SessionBatch<'_>,
+    turns: i64,
+) -> Result<(), StoreError> {
+    if b.rows.is_empty() {
+        return Ok(());
+    }
+    let (mut start, mut ends) = (None::<(&str, &Row)>, 0);
+    for &(key, r) in &b.rows {
+        if !r.turn.is_empty() {
+            continue;
+        }
+        match r.kind {
+            Kind::SessionStart if start.is_none_or(|(k, _)| key < k) => {
+                start = Some((key, r));
+            }
+            Kind::SessionEnd => ends += 1,
+            _ => {}
+        }
+    }
+    let start = start.map(|(_, r)| r.attrs.clone());
+    write_session(
+        conn,
+        session,
+        &b.written,
+        b.rows.len() as i64,
+        start,
+        ends,
+        turns,
+    )
+}
+
+/// Writes the row of `session`: `count` events (not 0), its `picks`, the attribute columns of
+/// its `session.start` event if it has one, its number of `session.end` events and of resolved
+/// turns.
+fn write_session(
+    conn: &Connection,
+    session: &str,
+    picks: &Picks,
+    count: i64,
+    start: Option<[Option<String>; 4]>,
+    ends: i64,
+    turns: i64,
+) -> Result<(), StoreError> {
+    // The agent of the earliest event (a session id belongs to one agent).
+    let agent = picks
+        .first
+        .as_ref()
+        .and_then(|p| p.v.clone())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "session",
+            reason: format!("{session}: events but no earliest event"),
+        })?;
+    // cwd, git and model: the `session.start` event's if it has them, else the picks'.
+    let mut attrs = start.unwrap_or_default();
+    for (a, p) in attrs.iter_mut().zip(&picks.attrs) {
+        if a.is_none() {
+            *a = p.as_ref().and_then(|p| p.v.clone());
+        }
+    }
+    let [cwd, branch, commit, model] = attrs;
+    let picks_text = picks.text()?;
     conn.prepare_cached(
         "INSERT OR REPLACE INTO sessions (session_id, agent, cwd, git_branch, git_commit, model, started_ns,
-             ended_ns, status, turns, events)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             ended_ns, status, turns, events, picks)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -521,13 +979,14 @@ fn session_row(conn: &Connection, session: &str, delta: i64) -> Result<(), Store
             branch,
             commit,
             model,
-            min,
+            picks.min.as_ref().map(|p| p.t),
             // The last event's time: a resumed session (Codex ends a thread each time it
             // unloads it) ends after its last turn, not at its first end.
-            max,
+            picks.max.as_ref().map(|p| p.t),
             if ends > 0 { "ended" } else { "active" },
             turns,
             count,
+            picks_text,
         ])
     })
     .map_err(sql("writing a session"))?;

@@ -11,7 +11,8 @@
 //! * no column holds arrival time, and no generated id (rowids exist but never appear in a
 //!   row's content), so equal inputs give equal rows whatever the order or the restarts;
 //! * `sessions`, `turns`, `tool_calls`, `usage` and the attribute columns of `events` (`cwd`,
-//!   `git_branch`, `git_commit`, `model`) are derived from `events.record` alone and can be
+//!   `git_branch`, `git_commit`, `model`) are derived from `events.record` alone (so is
+//!   `sessions.picks`, version 3: which events the session's columns come from) and can be
 //!   recomputed at any time ([`crate::Store::rebuild_derived`]); a migration that changes how
 //!   they are derived simply rebuilds them.
 
@@ -28,6 +29,9 @@ pub const APPLICATION_ID: i64 = 0x6167_6e74;
 /// The page size of new store files (bytes).
 pub const PAGE_SIZE: u32 = 8192;
 
+/// A migration's step in Rust (see [`Migration::then`]).
+pub type MigrationStep = fn(&Connection) -> Result<(), StoreError>;
+
 /// One schema step: the SQL that takes version `version - 1` to `version`.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -37,6 +41,9 @@ pub struct Migration {
     pub description: &'static str,
     /// The statements.
     pub sql: &'static str,
+    /// What it computes in Rust after the statements, in the same transaction (new columns
+    /// whose values SQL cannot write byte for byte as the store does).
+    pub then: Option<MigrationStep>,
 }
 
 /// Every migration, in order. Never edit a released entry: append a new one.
@@ -161,6 +168,7 @@ CREATE TABLE usage (
     PRIMARY KEY (session_id, turn_id, key)
 ) WITHOUT ROWID;
 "#,
+        then: None,
     },
     Migration {
         version: 2,
@@ -181,6 +189,20 @@ CREATE VIEW archive (key, digest, source, time_ns, json) AS
            END
     FROM events WHERE archive_digest IS NOT NULL;
 "#,
+        then: None,
+    },
+    Migration {
+        version: 3,
+        description: "no secondary indexes on events: session rows keep their picks",
+        sql: r#"
+DROP INDEX events_session_time;
+DROP INDEX events_cwd;
+DROP INDEX events_git_branch;
+DROP INDEX events_git_commit;
+DROP INDEX events_model;
+ALTER TABLE sessions ADD COLUMN picks TEXT;
+"#,
+        then: Some(crate::derive::fill_picks),
     },
 ];
 
@@ -244,6 +266,9 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         }
         tx.execute_batch(m.sql)
             .map_err(StoreError::sql("applying a schema migration"))?;
+        if let Some(then) = m.then {
+            then(&tx)?;
+        }
         tx.execute_batch(&format!("PRAGMA user_version = {}", m.version))
             .map_err(StoreError::sql("setting the schema version"))?;
         tx.commit()

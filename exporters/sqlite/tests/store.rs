@@ -752,3 +752,70 @@ fn a_record_delivered_with_two_archive_forms_keeps_both() {
         assert_eq!(archive(&path).0, expected, "{order:?}");
     }
 }
+
+#[test]
+fn a_version_2_file_loses_its_event_indexes_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let records = shuffled(&merged_records(), 5);
+    let (first, rest) = records.split_at(records.len() / 2);
+    write(&path, first, 3, None);
+    let written = dump(&path);
+    {
+        // What a version-2 writer left: the same rows, the indexes on `events`, no picks.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE INDEX events_session_time ON events(session_id, time_ns, key);
+             CREATE INDEX events_cwd ON events(session_id, time_ns, key, cwd) WHERE cwd IS NOT NULL;
+             CREATE INDEX events_git_branch ON events(session_id, time_ns, key, git_branch)
+                 WHERE git_branch IS NOT NULL;
+             CREATE INDEX events_git_commit ON events(session_id, time_ns, key, git_commit)
+                 WHERE git_commit IS NOT NULL;
+             CREATE INDEX events_model ON events(session_id, time_ns, key, model)
+                 WHERE model IS NOT NULL;
+             ALTER TABLE sessions DROP COLUMN picks;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    drop(open(&path));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0, "the events indexes are gone");
+    drop(conn);
+    assert_eq!(
+        dump(&path),
+        written,
+        "migrated: the same rows, picks filled"
+    );
+    write(&path, rest, 2, None);
+    assert_eq!(dump(&path), dump_after(&records, records.len(), None));
+}
+
+#[test]
+fn session_picks_follow_replaced_and_deleted_events() {
+    // Every prefix of every order, written one record per batch: the session row (its picks
+    // included) equals a rebuild from the events at every step.
+    let records = merged_records();
+    for seed in [1, 9] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(&dir);
+        let mut store = open(&path);
+        for r in shuffled(&records, seed) {
+            store.apply(&logs(std::slice::from_ref(&r))).unwrap();
+            let incremental = dump(&path);
+            store.rebuild_derived().unwrap();
+            assert_eq!(dump(&path), incremental, "seed {seed}, after {}", r.key);
+        }
+    }
+}
