@@ -205,43 +205,17 @@ impl Merged {
         self.add_with_digest(obs, d, prec)
     }
 
-    /// [`Self::add`] with the digest already computed.
+    /// [`Self::add`] with the digest already computed. A duplicate costs no copy; otherwise
+    /// the observation is copied once and merged by [`Self::add_owned`].
     pub fn add_with_digest(&mut self, obs: &AgentRecord, d: String, prec: &Precedence) -> Added {
-        if !self.digests.insert(d) {
+        if self.digests.contains(&d) {
             return Added::Duplicate;
         }
-        let source = obs.source.unwrap_or(Source::Otlp);
-        let rank = prec.rank(self.key.agent(), source);
-        let f = |value: Json| Field {
-            rank,
-            source,
-            value,
-        };
-        let mut changed = self.sources.insert(source);
-        changed |= self.offer("name".into(), f(Json::String(obs.name.clone())));
-        if obs.time_unix_nano != 0 {
-            changed |= self.offer("time".into(), f(Json::from(obs.time_unix_nano)));
-        }
-        if !obs.trace_id.is_empty() {
-            changed |= self.offer("trace_id".into(), f(Json::String(obs.trace_id.clone())));
-        }
-        if !obs.span_id.is_empty() {
-            changed |= self.offer("span_id".into(), f(Json::String(obs.span_id.clone())));
-        }
-        if !obs.body.is_null() {
-            changed |= self.offer("body".into(), f(obs.body.clone()));
-        }
-        for (k, v) in &obs.attributes {
-            let mut name = String::with_capacity(k.len() + 2);
-            name.push_str("a:");
-            name.push_str(k);
-            changed |= self.offer(name, f(v.clone()));
-        }
-        Added::New { changed }
+        self.add_owned(obs.clone(), d, prec)
     }
 
-    /// [`Self::add_with_digest`] of an observation the caller is done with: its values are
-    /// moved into the fields instead of copied (the same result).
+    /// Merges an observation the caller is done with, its digest already computed: its values
+    /// are moved into the fields.
     pub fn add_owned(&mut self, obs: AgentRecord, d: String, prec: &Precedence) -> Added {
         if !self.digests.insert(d) {
             return Added::Duplicate;
@@ -526,19 +500,6 @@ mod tests {
             );
         }
     }
-    #[test]
-    fn adding_an_owned_observation_is_adding_it() {
-        let p = Precedence::default();
-        let mut by_ref = Merged::new(pool()[0].key.clone());
-        let mut owned = by_ref.clone();
-        for o in pool() {
-            let d = digest(&o.observation_json());
-            let a = by_ref.add_with_digest(&o, d.clone(), &p);
-            assert_eq!(owned.add_owned(o, d, &p), a);
-        }
-        assert_eq!(owned, by_ref);
-    }
-
     fn small_json() -> impl Strategy<Value = Json> {
         // Few distinct values, so equal pairs are frequent.
         let leaf = prop_oneof![

@@ -388,6 +388,106 @@ fn tool_row(conn: &Connection, touched: &Touched, t: &ToolRef) -> Result<(), Sto
     Ok(())
 }
 
+/// What a turn row is a function of, gathered from the turn's events in any order: by
+/// [`turn_row`] from a scan of the stored turn, by [`fresh_turns`] from a batch's rows.
+#[derive(Debug, Default)]
+struct TurnAcc {
+    count: u64,
+    min: Option<i64>,
+    max: Option<i64>,
+    start: Option<i64>,
+    end: Option<i64>,
+    /// The user prompt (several in one turn cannot happen with v1 keys; the least key wins).
+    prompt_key: Option<String>,
+    /// The model of the turn.start event (the least key), and of the earliest (time, key)
+    /// event that has one.
+    start_model: Option<(String, Option<String>)>,
+    first_model: Option<(i64, String, String)>,
+}
+
+impl TurnAcc {
+    /// One event of the turn: its kind's key part, `time_ns` column, key and model column.
+    fn add(&mut self, kind: &str, raw_t: i64, key: &str, model: Option<&str>) {
+        let t = nonzero(Some(raw_t));
+        self.count += 1;
+        let merge = |cur: Option<i64>, f: fn(i64, i64) -> i64| match (cur, t) {
+            (Some(c), Some(t)) => Some(f(c, t)),
+            (c, t) => c.or(t),
+        };
+        self.min = merge(self.min, i64::min);
+        self.max = merge(self.max, i64::max);
+        let is_start = kind == Kind::TurnStart.key_part();
+        if is_start {
+            self.start = merge(self.start, i64::min);
+            if self
+                .start_model
+                .as_ref()
+                .is_none_or(|(k, _)| key < k.as_str())
+            {
+                self.start_model = Some((key.to_string(), model.map(str::to_string)));
+            }
+        } else if kind == Kind::TurnEnd.key_part() {
+            self.end = merge(self.end, i64::max);
+        }
+        if kind == Kind::UserPrompt.key_part()
+            && self.prompt_key.as_ref().is_none_or(|k| key < k.as_str())
+        {
+            self.prompt_key = Some(key.to_string());
+        }
+        if let Some(m) = model {
+            if self
+                .first_model
+                .as_ref()
+                .is_none_or(|(ft, fk, _)| (raw_t, key) < (*ft, fk.as_str()))
+            {
+                self.first_model = Some((raw_t, key.to_string(), m.to_string()));
+            }
+        }
+    }
+
+    fn started(&self) -> Option<i64> {
+        self.start.or(self.min)
+    }
+
+    /// Writes the turn's row (`ordinal` as given: [`ordinals`] numbers turns).
+    fn write(
+        &self,
+        conn: &Connection,
+        t: &Touched,
+        session: &str,
+        turn: &str,
+        ordinal: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let prompt = match &self.prompt_key {
+            Some(k) => record(conn, t, session, turn, k)?.and_then(|r| body_text(Some(&r.body))),
+            None => None,
+        };
+        let model = self
+            .start_model
+            .as_ref()
+            .and_then(|(_, m)| m.as_deref())
+            .or(self.first_model.as_ref().map(|(_, _, m)| m.as_str()));
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO turns (session_id, turn_id, ordinal, started_ns, ended_ns, prompt,
+                 model)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                session,
+                turn,
+                ordinal,
+                self.started(),
+                self.end.or(self.max),
+                prompt,
+                model
+            ])
+        })
+        .map_err(sql("writing a turn"))?;
+        Ok(())
+    }
+}
+
 /// Recomputes one turn row; true when the turn appeared, disappeared or its start changed
 /// (so the session's ordinals must be recomputed). An unchanged start keeps the ordinal.
 fn turn_row(conn: &Connection, t: &Touched, session: &str, turn: &str) -> Result<bool, StoreError> {
@@ -400,12 +500,7 @@ fn turn_row(conn: &Connection, t: &Touched, session: &str, turn: &str) -> Result
                 .optional()
         })
         .map_err(sql("reading a turn"))?;
-    let (mut count, mut min, mut max, mut start, mut end) = (0u64, None, None, None, None);
-    let mut prompt_key: Option<String> = None;
-    // The model of the turn.start event (the first by key), and of the earliest (time, key)
-    // event that has one.
-    let mut start_model: Option<(String, Option<String>)> = None;
-    let mut first_model: Option<(i64, String, String)> = None;
+    let mut acc = TurnAcc::default();
     {
         // One primary-key range scan: the turn's events, in key order.
         let mut stmt = conn
@@ -416,47 +511,23 @@ fn turn_row(conn: &Connection, t: &Touched, session: &str, turn: &str) -> Result
         let mut rows = stmt
             .query(params![session, turn])
             .map_err(sql("reading a turn"))?;
+        // Text columns read in place (NOT NULL but for `model`).
+        fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, StoreError> {
+            let v = r.get_ref(i).map_err(sql("reading a turn"))?;
+            v.as_str_or_null()
+                .map_err(|e| sql("reading a turn")(e.into()))
+        }
         while let Some(r) = rows.next().map_err(sql("reading a turn"))? {
-            let kind = r.get_ref(0).map_err(sql("reading a turn"))?;
-            let kind = kind.as_str().map_err(|e| sql("reading a turn")(e.into()))?;
             let raw_t: i64 = r.get(1).map_err(sql("reading a turn"))?;
-            let t = nonzero(Some(raw_t));
-            count += 1;
-            let merge = |cur: Option<i64>, f: fn(i64, i64) -> i64| match (cur, t) {
-                (Some(c), Some(t)) => Some(f(c, t)),
-                (c, t) => c.or(t),
-            };
-            min = merge(min, i64::min);
-            max = merge(max, i64::max);
-            let model: Option<String> = r.get(3).map_err(sql("reading a turn"))?;
-            let is_start = kind == Kind::TurnStart.key_part();
-            if is_start {
-                start = merge(start, i64::min);
-            } else if kind == Kind::TurnEnd.key_part() {
-                end = merge(end, i64::max);
-            }
-            let is_prompt = kind == Kind::UserPrompt.key_part();
-            if is_start || is_prompt || model.is_some() {
-                let key: String = r.get(2).map_err(sql("reading a turn"))?;
-                if is_start && start_model.as_ref().is_none_or(|(k, _)| key < *k) {
-                    start_model = Some((key.clone(), model.clone()));
-                }
-                // Several prompts in one turn cannot happen with v1 keys; be deterministic anyway.
-                if is_prompt && prompt_key.as_ref().is_none_or(|k| key < *k) {
-                    prompt_key = Some(key.clone());
-                }
-                if let Some(m) = model {
-                    if first_model
-                        .as_ref()
-                        .is_none_or(|(ft, fk, _)| (raw_t, key.as_str()) < (*ft, fk.as_str()))
-                    {
-                        first_model = Some((raw_t, key, m));
-                    }
-                }
-            }
+            acc.add(
+                text(r, 0)?.unwrap_or_default(),
+                raw_t,
+                text(r, 2)?.unwrap_or_default(),
+                text(r, 3)?,
+            );
         }
     }
-    if count == 0 {
+    if acc.count == 0 {
         if old.is_some() {
             conn.prepare_cached("DELETE FROM turns WHERE session_id = ?1 AND turn_id = ?2")
                 .and_then(|mut s| s.execute(params![session, turn]))
@@ -464,35 +535,11 @@ fn turn_row(conn: &Connection, t: &Touched, session: &str, turn: &str) -> Result
         }
         return Ok(old.is_some());
     }
-    let prompt = match prompt_key {
-        Some(k) => record(conn, t, session, turn, &k)?.and_then(|r| body_text(Some(&r.body))),
-        None => None,
-    };
-    let model = start_model
-        .and_then(|(_, m)| m)
-        .or(first_model.map(|(_, _, m)| m));
-    let started = start.or(min);
     let (moved, ordinal) = match old {
-        Some((was, ordinal)) if was == started => (false, ordinal),
+        Some((was, ordinal)) if was == acc.started() => (false, ordinal),
         _ => (true, None),
     };
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO turns (session_id, turn_id, ordinal, started_ns, ended_ns, prompt,
-             model)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            session,
-            turn,
-            ordinal,
-            started,
-            end.or(max),
-            prompt,
-            model
-        ])
-    })
-    .map_err(sql("writing a turn"))?;
+    acc.write(conn, t, session, turn, ordinal)?;
     Ok(moved)
 }
 
@@ -534,57 +581,24 @@ fn fresh_turns(
     session: &str,
     b: &SessionBatch<'_>,
 ) -> Result<i64, StoreError> {
-    #[derive(Default)]
-    struct Acc<'a> {
-        min: Option<i64>,
-        max: Option<i64>,
-        start: Option<i64>,
-        end: Option<i64>,
-        prompt_key: Option<&'a str>,
-        start_model: Option<(&'a str, Option<&'a str>)>,
-        first_model: Option<(i64, &'a str, &'a str)>,
-    }
-    let mut turns: BTreeMap<&str, Acc<'_>> = BTreeMap::new();
+    let mut turns: BTreeMap<&str, TurnAcc> = BTreeMap::new();
     for &(key, r) in &b.rows {
         if r.turn.is_empty() {
             continue;
         }
-        let a = turns.entry(r.turn.as_str()).or_default();
-        let time = nonzero(Some(r.time));
-        let merge = |cur: Option<i64>, f: fn(i64, i64) -> i64| match (cur, time) {
-            (Some(c), Some(t)) => Some(f(c, t)),
-            (c, t) => c.or(t),
-        };
-        a.min = merge(a.min, i64::min);
-        a.max = merge(a.max, i64::max);
-        let model = r.attrs[3].as_deref();
-        match r.kind {
-            Kind::TurnStart => {
-                a.start = merge(a.start, i64::min);
-                if a.start_model.is_none_or(|(k, _)| key < k) {
-                    a.start_model = Some((key, model));
-                }
-            }
-            Kind::TurnEnd => a.end = merge(a.end, i64::max),
-            Kind::UserPrompt if a.prompt_key.is_none_or(|k| key < k) => {
-                a.prompt_key = Some(key);
-            }
-            _ => {}
-        }
-        if let Some(m) = model {
-            if a.first_model
-                .is_none_or(|(ft, fk, _)| (r.time, key) < (ft, fk))
-            {
-                a.first_model = Some((r.time, key, m));
-            }
-        }
+        turns.entry(r.turn.as_str()).or_default().add(
+            r.kind.key_part(),
+            r.time,
+            key,
+            r.attrs[3].as_deref(),
+        );
     }
     // Resolved turns numbered 1, 2, … by (start, turn id), unknown starts last.
     let mut order: Vec<(bool, i64, &str)> = turns
         .iter()
         .filter(|(turn, _)| !turn.starts_with('~'))
         .map(|(turn, a)| {
-            let started = a.start.or(a.min);
+            let started = a.started();
             (started.is_none(), started.unwrap_or(0), *turn)
         })
         .collect();
@@ -595,31 +609,7 @@ fn fresh_turns(
         .map(|(i, (_, _, turn))| (*turn, i as i64 + 1))
         .collect();
     for (turn, a) in &turns {
-        let prompt = match a.prompt_key {
-            Some(k) => record(conn, t, session, turn, k)?.and_then(|r| body_text(Some(&r.body))),
-            None => None,
-        };
-        let model = a
-            .start_model
-            .and_then(|(_, m)| m)
-            .or(a.first_model.map(|(_, _, m)| m));
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO turns (session_id, turn_id, ordinal, started_ns, ended_ns, prompt,
-                 model)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                session,
-                turn,
-                ordinal.get(turn).copied(),
-                a.start.or(a.min),
-                a.end.or(a.max),
-                prompt,
-                model
-            ])
-        })
-        .map_err(sql("writing a turn"))?;
+        a.write(conn, t, session, turn, ordinal.get(turn).copied())?;
     }
     Ok(order.len() as i64)
 }
