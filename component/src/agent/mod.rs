@@ -606,7 +606,7 @@ fn escape(s: &str, out: &mut impl fmt::Write) -> fmt::Result {
 fn unescape(s: &str) -> Result<String, ()> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(i) = rest.find('%') {
+    while let Some(i) = memchr::memchr(b'%', rest.as_bytes()) {
         out.push_str(&rest[..i]);
         match rest.get(i..i + 3) {
             Some("%25") => out.push('%'),
@@ -707,20 +707,26 @@ impl FromStr for EventKey {
     type Err = KeyError;
 
     fn from_str(s: &str) -> Result<Self, KeyError> {
-        let mut parts = s.split('|');
-        let (Some(version), Some(agent), Some(session), Some(turn), Some(item), Some(kind), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(KeyError::Malformed(s.to_string()));
-        };
+        // Six `|`-separated parts (`memchr`: a word at a time; keys are parsed several times
+        // per event on the store path).
+        let malformed = || KeyError::Malformed(s.to_string());
+        let mut parts = [""; 6];
+        let (mut n, mut start) = (0, 0);
+        for i in memchr::memchr_iter(b'|', s.as_bytes()) {
+            let Some(slot) = parts.get_mut(n) else {
+                return Err(malformed());
+            };
+            *slot = &s[start..i];
+            n += 1;
+            start = i + 1;
+        }
+        if n != 5 {
+            return Err(malformed());
+        }
+        parts[5] = &s[start..];
+        let [version, agent, session, turn, item, kind] = parts;
         if version != "v1" {
-            return Err(KeyError::Malformed(s.to_string()));
+            return Err(malformed());
         }
         let agent: Agent = agent.parse()?;
         let kind = KINDS
@@ -728,7 +734,7 @@ impl FromStr for EventKey {
             .map(|(k, _)| *k)
             .find(|k| k.key_part() == kind)
             .ok_or_else(|| KeyError::UnknownKind(kind.to_string()))?;
-        let bad = |_| KeyError::Malformed(s.to_string());
+        let bad = |_| malformed();
         let (session, turn, item) = (
             unescape(session).map_err(bad)?,
             unescape(turn).map_err(bad)?,
@@ -869,6 +875,9 @@ mod tests {
             "",
             "v2|codex|a|||session.start",
             "v1|codex|a||session.start",
+            "v1|codex|a||||session.start",
+            "v1|codex|a|||session.start|",
+            "|||||",
             "v1|gemini|a|||session.start",
             "v1|codex|a|||nap",
             "v1|codex|a%zz|||session.start",
