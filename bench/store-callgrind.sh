@@ -11,6 +11,7 @@
 # of the pipeline's stages (receive decode, normalise, dedupe ingest and commit, store write).
 #
 # usage: bench/store-callgrind.sh SECONDS BINARY... (e.g. 40 old/agentcol new/agentcol)
+#        CALLGRIND_KEEP=DIR keeps each binary's callgrind output as DIR/cg-N.out
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=$1
@@ -54,4 +55,5 @@ for bin in "$@"; do
     "$(per_request "$(stage "$out" 'engine::Engine::ingest')")" \
     "$(per_request "$(stage "$out" 'engine::Engine::commit')")" \
     "$(per_request "$(stage "$out" 'store::Store::apply_owned')")"
+  if [ -n "${CALLGRIND_KEEP:-}" ]; then mkdir -p "$CALLGRIND_KEEP"; cp "$out" "$CALLGRIND_KEEP/cg-$i.out"; fi
 done
