@@ -12,25 +12,68 @@ use std::fmt::Write as _;
 use serde_json::Value as Json;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// Whether none of the eight bytes of `w` needs escaping (`"`, `\` or a control byte below
-/// 0x20). Exact as a whole-word test: a borrow can only mark a byte above one that truly
-/// matched.
+/// The high bit of each byte of `w` that is zero, and of no other: `(x & 0x7f) + 0x7f` stays
+/// within its byte, so no carry crosses into a neighbour and the mask is exact per byte.
 #[inline]
-fn clean(w: u64) -> bool {
-    let control = w.wrapping_sub(ONES * 0x20) & !w;
-    let q = w ^ (ONES * u64::from(b'"'));
-    let quote = q.wrapping_sub(ONES) & !q;
-    let b = w ^ (ONES * u64::from(b'\\'));
-    let backslash = b.wrapping_sub(ONES) & !b;
-    (control | quote | backslash) & HIGH == 0
+fn zero_bytes(w: u64) -> u64 {
+    !(((w & LOW7) + LOW7) | w | LOW7)
 }
 
-/// The escape of byte `c`, if it needs one (serde_json's table: the short forms, else
-/// `\u00xx` in lowercase hex).
+/// The high bit of each byte of `w` that needs escaping (`"`, `\` or a control byte below
+/// 0x20), exactly: the lowest set bit marks the first such byte (little-endian order).
 #[inline]
-fn escape_of(c: u8, out: &mut String) -> bool {
+fn needs_escape(w: u64) -> u64 {
+    // x < 0x20 ⇔ bit 7 clear and (x & 0x7f) + 0x60 below 0x80 (again no carry out of a byte).
+    let control = !(((w & LOW7) + ONES * 0x60) | w) & HIGH;
+    control | zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\')))
+}
+
+/// Whether byte `c` needs escaping.
+#[inline]
+fn escapes(c: u8) -> bool {
+    c < 0x20 || c == b'"' || c == b'\\'
+}
+
+/// The eight bytes at `at` as a little-endian word (`at + 8 <= b.len()`).
+#[inline]
+fn word(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The first index at or after `from` whose byte needs escaping. Eight bytes at a time; the
+/// last partial word is read as the final eight bytes of the text, overlapping bytes already
+/// known clean, so only texts shorter than eight bytes are looked at one byte at a time.
+#[inline]
+fn next_escape(b: &[u8], mut from: usize) -> Option<usize> {
+    let n = b.len();
+    while from + 8 <= n {
+        let m = needs_escape(word(b, from));
+        if m != 0 {
+            return Some(from + (m.trailing_zeros() / 8) as usize);
+        }
+        from += 8;
+    }
+    if from >= n {
+        None
+    } else if n >= 8 {
+        // Bytes of the overlap below `from` are masked out: they were already scanned.
+        let base = n - 8;
+        let m = needs_escape(word(b, base)) & (u64::MAX << ((from - base) * 8));
+        (m != 0).then(|| base + (m.trailing_zeros() / 8) as usize)
+    } else {
+        (from..n).find(|&i| escapes(b[i]))
+    }
+}
+
+/// The escape of byte `c` (serde_json's table: the short forms, else `\u00xx` in lowercase
+/// hex).
+#[inline]
+fn escape(c: u8, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let short = match c {
         b'"' => "\\\"",
@@ -40,44 +83,27 @@ fn escape_of(c: u8, out: &mut String) -> bool {
         b'\t' => "\\t",
         0x08 => "\\b",
         0x0c => "\\f",
-        0..=0x1f => {
+        _ => {
             out.push_str("\\u00");
             out.push(char::from(HEX[usize::from(c >> 4)]));
             out.push(char::from(HEX[usize::from(c & 0xf)]));
-            return true;
+            return;
         }
-        _ => return false,
     };
     out.push_str(short);
-    true
 }
 
 /// `s` as a JSON string, quotes included.
 pub(crate) fn string(out: &mut String, s: &str) {
-    out.push('"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push('"');
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(w) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(w);
-            if clean(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
-            }
-        }
-        let end = (i + 8).min(bytes.len());
-        while i < end {
-            let c = bytes[i];
-            if c < 0x20 || c == b'"' || c == b'\\' {
-                // `i` is at an ASCII byte, so both slices end on character boundaries.
-                out.push_str(&s[start..i]);
-                escape_of(c, out);
-                start = i + 1;
-            }
-            i += 1;
-        }
+    while let Some(i) = next_escape(bytes, start) {
+        // The byte at `i` is ASCII, so both slices end on character boundaries.
+        out.push_str(&s[start..i]);
+        escape(bytes[i], out);
+        start = i + 1;
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -164,6 +190,29 @@ mod tests {
             ] {
                 let v = Json::String(s);
                 assert_eq!(ours(&v), serde_json::to_string(&v).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn neighbours_of_an_escape_and_every_tail_length_match() {
+        // Bytes next to one that needs escaping, at every offset of texts of every length up
+        // to three words: a word-at-a-time test that let one match mark its neighbour, or a
+        // tail read that missed or repeated a byte, would show here.
+        let edge = ['"', '\\', '\u{1f}', '\u{0}', ' ', '#', '!', ']', '\u{7f}', 'a', 'é'];
+        for len in 1..=24 {
+            for at in 0..len {
+                for a in edge {
+                    for b in edge {
+                        let mut t: Vec<char> = std::iter::repeat('x').take(len).collect();
+                        t[at] = a;
+                        if at + 1 < len {
+                            t[at + 1] = b;
+                        }
+                        let v = Json::String(t.into_iter().collect());
+                        assert_eq!(ours(&v), serde_json::to_string(&v).unwrap());
+                    }
+                }
             }
         }
     }
