@@ -12,7 +12,9 @@
 //! decoding, merging or derivation.
 //!
 //! `cargo run --release -p agentcol-sqlite-floor -- [ROWS] [BATCH] [DIR]`
-//! (defaults 200000, 1000, a temporary directory under $TMPDIR).
+//! (defaults 200000, 1000, a temporary directory under $TMPDIR). `FLOOR_LAYOUT=rowid` measures
+//! a rowid table with a unique index on the key columns instead of the clustered table
+//! (`clustered`, the default); `FLOOR_LAYOUT="clustered rowid"` alternates both.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -20,18 +22,34 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use rusqlite::{params, Connection};
 
-fn open(path: &std::path::Path) -> Result<Connection> {
-    Ok(agentcol_sqlite_floor::open_like_store(
-        path,
-        "CREATE TABLE ev (session TEXT NOT NULL, turn TEXT NOT NULL, key TEXT NOT NULL,
-                 payload BLOB NOT NULL, PRIMARY KEY (session, turn, key)) WITHOUT ROWID;",
-    )?)
+/// The table's layout: `clustered` (the store's: one `WITHOUT ROWID` B-tree whose key is the
+/// whole row) or `rowid` (a rowid table, rows appended, plus a unique index of the key columns).
+fn open(path: &std::path::Path, layout: &str) -> Result<Connection> {
+    let schema = match layout {
+        "clustered" => {
+            "CREATE TABLE ev (session TEXT NOT NULL, turn TEXT NOT NULL, key TEXT NOT NULL,
+                 payload BLOB NOT NULL, PRIMARY KEY (session, turn, key)) WITHOUT ROWID;"
+        }
+        "rowid" => {
+            "CREATE TABLE ev (session TEXT NOT NULL, turn TEXT NOT NULL, key TEXT NOT NULL,
+                 payload BLOB NOT NULL, UNIQUE (session, turn, key));"
+        }
+        other => anyhow::bail!("unknown layout {other:?} (clustered | rowid)"),
+    };
+    Ok(agentcol_sqlite_floor::open_like_store(path, schema)?)
 }
 
 /// Rows per CPU-second for `rows` rows of `size`-byte payloads, `batch` per transaction.
-fn run(dir: &Path, rows: usize, batch: usize, size: usize, round: usize) -> Result<f64> {
-    let path = dir.join(format!("floor-{size}-{round}.db"));
-    let mut c = open(&path)?;
+fn run(
+    dir: &Path,
+    layout: &str,
+    rows: usize,
+    batch: usize,
+    size: usize,
+    round: usize,
+) -> Result<f64> {
+    let path = dir.join(format!("floor-{layout}-{size}-{round}.db"));
+    let mut c = open(&path, layout)?;
     let payload: Vec<u8> = (0..size).map(|i| b'a' + (i * 7 % 26) as u8).collect();
     let t0 = agentcol_loadgen::process_cpu_time();
     let mut n = 0usize;
@@ -84,26 +102,42 @@ fn main() -> Result<()> {
         "# SQLite {} (bundled) · {rows} rows, {batch} per transaction, WAL, synchronous=full, 8 KiB pages",
         rusqlite::version()
     );
-    let mut points = Vec::new();
+    let layouts = std::env::var("FLOOR_LAYOUT").unwrap_or_else(|_| "clustered".into());
+    let layouts: Vec<&str> = layouts.split_whitespace().collect();
+    for layout in &layouts {
+        open(&dir.join("check.db"), layout)?;
+        let _ = std::fs::remove_file(dir.join("check.db"));
+    }
+    // Layouts alternate per payload size, so a change of the host's speed hits both alike.
+    let mut points = vec![Vec::new(); layouts.len()];
     for size in [10usize, 200, 400, 900, 1800] {
-        let mut best: f64 = 0.0;
-        for round in 0..2 {
-            best = best.max(run(&dir, rows, batch, size, round)?);
+        for (l, layout) in layouts.iter().enumerate() {
+            let mut best: f64 = 0.0;
+            for round in 0..2 {
+                best = best.max(run(&dir, layout, rows, batch, size, round)?);
+            }
+            let us = 1e6 / best;
+            println!("{layout:9} payload {size:5} B: {best:9.0} rows/CPU-s  ({us:5.2} µs/row)");
+            points[l].push((size as f64, us));
         }
-        let us = 1e6 / best;
-        println!("payload {size:5} B: {best:9.0} rows/CPU-s  ({us:5.2} µs/row)");
-        points.push((size as f64, us));
     }
     let _ = std::fs::remove_dir(&dir);
+    for (layout, points) in layouts.iter().zip(&points) {
+        fit(layout, points);
+    }
+    Ok(())
+}
+
+/// Prints the least-squares fit "µs per row + ns per byte" of `points` (bytes, µs).
+fn fit(layout: &str, points: &[(f64, f64)]) {
     let n = points.len() as f64;
     let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
     let my = points.iter().map(|p| p.1).sum::<f64>() / n;
     let slope = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum::<f64>()
         / points.iter().map(|(x, _)| (x - mx).powi(2)).sum::<f64>();
     println!(
-        "fit: {:.2} µs per row + {:.2} ns per payload byte",
+        "fit ({layout}): {:.2} µs per row + {:.2} ns per payload byte",
         my - slope * mx,
         slope * 1000.0
     );
-    Ok(())
 }

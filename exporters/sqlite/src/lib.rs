@@ -40,6 +40,7 @@ use agentcol_component::{
 pub mod config;
 mod derive;
 pub mod error;
+mod hot;
 mod lenient;
 pub mod query;
 pub mod schema;

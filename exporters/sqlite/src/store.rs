@@ -42,6 +42,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::config::Synchronous;
 use crate::derive::{self, Touched};
 use crate::error::StoreError;
+use crate::hot::{Hot, HotStatements};
 use crate::lenient;
 use crate::schema;
 
@@ -133,7 +134,7 @@ pub(crate) const INDEXED_ATTRS: [&str; 4] = [
 ];
 
 /// Writes an `events` row, replacing the stored one of its key.
-const EVENT_UPSERT: &str =
+pub(crate) const EVENT_UPSERT: &str =
     "INSERT OR REPLACE INTO events (key, agent, session_id, turn_id, item_id, kind, name,
          time_ns, revision, sources, key_fallback, cwd, git_branch, git_commit, model,
          record, state, archive_len, archive_digest, archive_key)
@@ -142,7 +143,7 @@ const EVENT_UPSERT: &str =
 
 /// Writes an `events` row only if its key has none ([`EVENT_UPSERT`]'s columns; `events` has
 /// no unique constraint but its primary key).
-const EVENT_INSERT_NEW: &str =
+pub(crate) const EVENT_INSERT_NEW: &str =
     "INSERT INTO events (key, agent, session_id, turn_id, item_id, kind, name,
          time_ns, revision, sources, key_fallback, cwd, git_branch, git_commit, model,
          record, state, archive_len, archive_digest, archive_key)
@@ -185,6 +186,7 @@ impl Store {
             .map_err(StoreError::sql("beginning a write"))?;
         let mut w = Writer {
             conn: &tx,
+            hot: HotStatements::new(&tx),
             options: &self.options,
             stats: WriteStats::default(),
             touched: Touched::default(),
@@ -198,7 +200,9 @@ impl Store {
             }
         }
         derive::recompute(&tx, &w.touched)?;
-        let stats = w.stats;
+        let stats = std::mem::take(&mut w.stats);
+        // Gives the held statements back to the connection's cache before the commit.
+        drop(w);
         tx.commit().map_err(StoreError::sql("committing"))?;
         Ok(stats)
     }
@@ -264,6 +268,7 @@ impl Store {
 
 struct Writer<'a> {
     conn: &'a Connection,
+    hot: HotStatements<'a>,
     options: &'a StoreOptions,
     stats: WriteStats,
     touched: Touched,
@@ -379,12 +384,10 @@ impl Writer<'_> {
         time: Option<i64>,
         json: &str,
     ) -> Result<usize, StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO observations (key, digest, source, time_ns, json)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .and_then(|mut s| s.execute(params![key, d, source, time, json]))
+        self.hot
+            .run(Hot::ArchiveInsert, |s| {
+                s.execute(params![key, d, source, time, json])
+            })
             .map_err(StoreError::sql("archiving an observation"))
     }
 
@@ -406,11 +409,8 @@ impl Writer<'_> {
         if !key.has_alias_turn() {
             return Ok(None);
         }
-        self.conn
-            .prepare_cached(
-                "SELECT turn_id FROM aliases WHERE agent = ?1 AND session_id = ?2 AND alias = ?3",
-            )
-            .and_then(|mut s| {
+        self.hot
+            .run(Hot::AliasTurn, |s| {
                 s.query_row(
                     params![key.agent().as_str(), key.session(), key.turn()],
                     |r| r.get(0),
@@ -649,7 +649,7 @@ impl Writer<'_> {
         // missing row always loses to the record, and there is no implied observation to write
         // out). Then the explicit copy of the observation the row implies goes, as below.
         let fresh = implied.as_ref().or(explicit.as_ref());
-        if self.event_row(EVENT_INSERT_NEW, &key, &rec, json, rev, None, fresh)? == 1 {
+        if self.event_row(Hot::EventInsertNew, &key, &rec, json, rev, None, fresh)? == 1 {
             if let Some(i) = fresh {
                 if self.delete_archive_row(i.key.as_deref().unwrap_or(&key), &i.digest)? == 0 {
                     self.stats.archived += 1;
@@ -782,11 +782,8 @@ impl Writer<'_> {
             .filter(|r| r.starts_with('"'));
         if let (Some(rest), false) = (rest, key.turn().is_empty() || key.has_alias_turn()) {
             let aliases: Vec<String> = self
-                .conn
-                .prepare_cached(
-                    "SELECT alias FROM aliases WHERE agent = ?1 AND session_id = ?2 AND turn_id = ?3",
-                )
-                .and_then(|mut s| {
+                .hot
+                .run(Hot::TurnAliases, |s| {
                     s.query_map(
                         params![key.agent().as_str(), key.session(), key.turn()],
                         |r| r.get(0),
@@ -806,9 +803,10 @@ impl Writer<'_> {
             let d = digest(&form);
             let k = other.as_deref().unwrap_or(text);
             let found = self
-                .conn
-                .prepare_cached("SELECT 1 FROM observations WHERE key = ?1 AND digest = ?2")
-                .and_then(|mut s| s.query_row(params![k, d], |_| Ok(())).optional())
+                .hot
+                .run(Hot::ArchiveProbe, |s| {
+                    s.query_row(params![k, d], |_| Ok(())).optional()
+                })
                 .map_err(StoreError::sql("reading the archive"))?;
             if found.is_some() {
                 return Ok(Some(Implied {
@@ -823,9 +821,8 @@ impl Writer<'_> {
 
     /// Deletes the explicit archive row (`key`, `d`); how many rows went (0 or 1).
     fn delete_archive_row(&self, key: &str, d: &str) -> Result<usize, StoreError> {
-        self.conn
-            .prepare_cached("DELETE FROM observations WHERE key = ?1 AND digest = ?2")
-            .and_then(|mut s| s.execute(params![key, d]))
+        self.hot
+            .run(Hot::ArchiveDelete, |s| s.execute(params![key, d]))
             .map_err(StoreError::sql(
                 "removing an explicit copy of an implied observation",
             ))
@@ -947,17 +944,17 @@ impl Writer<'_> {
             }
         }
         let new = stored.is_none();
-        self.event_row(EVENT_UPSERT, key, &rec, json, rev, state, implied.as_ref())?;
+        self.event_row(Hot::EventUpsert, key, &rec, json, rev, state, implied.as_ref())?;
         self.wrote_event(key, rec, new);
         Ok(())
     }
 
-    /// Writes the `events` row of `rec` (`key` is its key's text) with statement `sql`
+    /// Writes the `events` row of `rec` (`key` is its key's text) with statement `which`
     /// ([`EVENT_UPSERT`] or [`EVENT_INSERT_NEW`]); how many rows it wrote.
     #[allow(clippy::too_many_arguments)]
     fn event_row(
         &self,
-        sql: &str,
+        which: Hot,
         key: &str,
         rec: &AgentRecord,
         json: &str,
@@ -968,9 +965,8 @@ impl Writer<'_> {
         let sources = sources_text(rec);
         let k = &rec.key;
         let [cwd, branch, commit, model] = indexed_attrs(rec);
-        self.conn
-            .prepare_cached(sql)
-            .and_then(|mut s| {
+        self.hot
+            .run(which, |s| {
                 s.execute(params![
                     key,
                     k.agent().as_str(),
@@ -1000,7 +996,6 @@ impl Writer<'_> {
     /// The bookkeeping of a written row (`new`: no row of `key` was stored before).
     fn wrote_event(&mut self, key: &str, rec: AgentRecord, new: bool) {
         self.stats.upserted += 1;
-        self.touched.touch(&rec.key, key);
         if new {
             self.touched.count(&rec.key, 1);
         }
