@@ -48,7 +48,6 @@ use serde_json::Value as Json;
 
 use crate::error::StoreError;
 use crate::lenient;
-use crate::store::INDEXED_ATTRS;
 
 /// A tool call's scope: session, turn, call id, and the key without its kind part.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,7 +107,8 @@ struct Row {
 
 impl Touched {
     /// `rec` is now the stored record of `key` (its string form); its scopes are touched.
-    pub(crate) fn wrote(&mut self, key: &str, rec: AgentRecord) {
+    /// `attrs` are its [`crate::store::INDEXED_ATTRS`] values, as written.
+    pub(crate) fn wrote(&mut self, key: &str, rec: AgentRecord, attrs: [Option<String>; 4]) {
         self.touch_scopes(&rec.key, key);
         // The columns `store::Writer::event_row` wrote, computed the same way.
         let row = Row {
@@ -116,7 +116,7 @@ impl Touched {
             kind: rec.key.kind(),
             time: crate::store::ns(rec.time_unix_nano),
             agent: rec.key.agent(),
-            attrs: INDEXED_ATTRS.map(|name| lenient::text(rec.get(name))),
+            attrs,
         };
         match self.changed.get_mut(key) {
             Some(c) => c.state = State::Written(row),

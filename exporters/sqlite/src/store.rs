@@ -151,6 +151,18 @@ pub(crate) const EVENT_INSERT_NEW: &str =
          ?18, ?19, ?20)
      ON CONFLICT DO NOTHING";
 
+/// The columns of an `events` row that come from its record.
+struct EventRow<'r> {
+    /// The key's text.
+    key: &'r str,
+    rec: &'r AgentRecord,
+    /// The record's JSON (`events.record`).
+    json: &'r str,
+    rev: i64,
+    /// [`indexed_attrs`] of `rec`, computed once for the row and the batch's bookkeeping.
+    attrs: &'r [Option<String>; 4],
+}
+
 /// The values of [`INDEXED_ATTRS`] of a record (the attribute columns of its `events` row).
 fn indexed_attrs(rec: &AgentRecord) -> [Option<String>; 4] {
     INDEXED_ATTRS.map(|name| lenient::text(rec.get(name)))
@@ -649,13 +661,21 @@ impl Writer<'_> {
         // missing row always loses to the record, and there is no implied observation to write
         // out). Then the explicit copy of the observation the row implies goes, as below.
         let fresh = implied.as_ref().or(explicit.as_ref());
-        if self.event_row(Hot::EventInsertNew, &key, &rec, json, rev, None, fresh)? == 1 {
+        let attrs = indexed_attrs(&rec);
+        let row = EventRow {
+            key: &key,
+            rec: &rec,
+            json,
+            rev,
+            attrs: &attrs,
+        };
+        if self.event_row(Hot::EventInsertNew, row, None, fresh)? == 1 {
             if let Some(i) = fresh {
                 if self.delete_archive_row(i.key.as_deref().unwrap_or(&key), &i.digest)? == 0 {
                     self.stats.archived += 1;
                 }
             }
-            self.wrote_event(&key, rec, true);
+            self.wrote_event(&key, rec, true, attrs);
             for (i, o) in attached.iter().enumerate() {
                 if Some(i) != implied_at {
                     self.archive_text(o)?;
@@ -944,27 +964,38 @@ impl Writer<'_> {
             }
         }
         let new = stored.is_none();
-        self.event_row(Hot::EventUpsert, key, &rec, json, rev, state, implied.as_ref())?;
-        self.wrote_event(key, rec, new);
+        let attrs = indexed_attrs(&rec);
+        let row = EventRow {
+            key,
+            rec: &rec,
+            json,
+            rev,
+            attrs: &attrs,
+        };
+        self.event_row(Hot::EventUpsert, row, state, implied.as_ref())?;
+        self.wrote_event(key, rec, new, attrs);
         Ok(())
     }
 
-    /// Writes the `events` row of `rec` (`key` is its key's text) with statement `which`
-    /// ([`EVENT_UPSERT`] or [`EVENT_INSERT_NEW`]); how many rows it wrote.
-    #[allow(clippy::too_many_arguments)]
+    /// Writes the `events` row `row` with statement `which` ([`EVENT_UPSERT`] or
+    /// [`EVENT_INSERT_NEW`]); how many rows it wrote.
     fn event_row(
         &self,
         which: Hot,
-        key: &str,
-        rec: &AgentRecord,
-        json: &str,
-        rev: i64,
+        row: EventRow<'_>,
         state: Option<&str>,
         implied: Option<&Implied>,
     ) -> Result<usize, StoreError> {
+        let EventRow {
+            key,
+            rec,
+            json,
+            rev,
+            attrs,
+        } = row;
         let sources = sources_text(rec);
         let k = &rec.key;
-        let [cwd, branch, commit, model] = indexed_attrs(rec);
+        let [cwd, branch, commit, model] = attrs;
         self.hot
             .run(which, |s| {
                 s.execute(params![
@@ -994,12 +1025,18 @@ impl Writer<'_> {
     }
 
     /// The bookkeeping of a written row (`new`: no row of `key` was stored before).
-    fn wrote_event(&mut self, key: &str, rec: AgentRecord, new: bool) {
+    fn wrote_event(
+        &mut self,
+        key: &str,
+        rec: AgentRecord,
+        new: bool,
+        attrs: [Option<String>; 4],
+    ) {
         self.stats.upserted += 1;
         if new {
             self.touched.count(&rec.key, 1);
         }
-        self.touched.wrote(key, rec);
+        self.touched.wrote(key, rec, attrs);
     }
 
     fn raw(&mut self, r: &LogRecord, reason: &str) -> Result<(), StoreError> {
