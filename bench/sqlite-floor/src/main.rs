@@ -105,8 +105,11 @@ fn main() -> Result<()> {
     let layouts = std::env::var("FLOOR_LAYOUT").unwrap_or_else(|_| "clustered".into());
     let layouts: Vec<&str> = layouts.split_whitespace().collect();
     for layout in &layouts {
-        open(&dir.join("check.db"), layout)?;
-        let _ = std::fs::remove_file(dir.join("check.db"));
+        // An unknown layout fails here, before any run.
+        drop(open(&dir.join("check.db"), layout)?);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.join(format!("check.db{suffix}")));
+        }
     }
     // Layouts alternate per payload size, so a change of the host's speed hits both alike.
     let mut points = vec![Vec::new(); layouts.len()];

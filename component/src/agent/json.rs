@@ -199,12 +199,14 @@ mod tests {
         // Bytes next to one that needs escaping, at every offset of texts of every length up
         // to three words: a word-at-a-time test that let one match mark its neighbour, or a
         // tail read that missed or repeated a byte, would show here.
-        let edge = ['"', '\\', '\u{1f}', '\u{0}', ' ', '#', '!', ']', '\u{7f}', 'a', 'é'];
+        let edge = [
+            '"', '\\', '\u{1f}', '\u{0}', ' ', '#', '!', ']', '\u{7f}', 'a', 'é',
+        ];
         for len in 1..=24 {
             for at in 0..len {
                 for a in edge {
                     for b in edge {
-                        let mut t: Vec<char> = std::iter::repeat('x').take(len).collect();
+                        let mut t: Vec<char> = std::iter::repeat_n('x', len).collect();
                         t[at] = a;
                         if at + 1 < len {
                             t[at + 1] = b;

@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::error::StoreError;
+use crate::hot::{Hot, HotStatements};
 use crate::lenient;
 
 /// A tool call's scope: session, turn, call id, and the key without its kind part.
@@ -224,7 +225,7 @@ fn nonzero(t: Option<i64>) -> Option<i64> {
 
 /// Recomputes the derived rows of every touched scope (inner scopes first: session rows read
 /// the turn rows).
-pub(crate) fn recompute(conn: &Connection, t: &Touched) -> Result<(), StoreError> {
+pub(crate) fn recompute(conn: &HotStatements<'_>, t: &Touched) -> Result<(), StoreError> {
     for (session, turn, key) in &t.usage {
         usage_row(conn, t, session, turn, key)?;
     }
@@ -267,7 +268,7 @@ pub(crate) fn recompute(conn: &Connection, t: &Touched) -> Result<(), StoreError
 /// The record of event `key` (of `session` and `turn`): as the batch wrote it, else its
 /// `record` JSON parsed.
 fn record<'a>(
-    conn: &Connection,
+    conn: &HotStatements<'_>,
     t: &'a Touched,
     session: &str,
     turn: &str,
@@ -277,10 +278,7 @@ fn record<'a>(
         return Ok(Some(Cow::Borrowed(r)));
     }
     let text: Option<String> = conn
-        .prepare_cached(
-            "SELECT record FROM events WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
-        )
-        .and_then(|mut s| {
+        .run(Hot::EventRecord, |s| {
             s.query_row(params![session, turn, key], |r| r.get(0))
                 .optional()
         })
@@ -309,7 +307,7 @@ pub(crate) fn body_text(body: Option<&Json>) -> Option<String> {
 }
 
 fn usage_row(
-    conn: &Connection,
+    conn: &HotStatements<'_>,
     t: &Touched,
     session: &str,
     turn: &str,
@@ -325,13 +323,7 @@ fn usage_row(
     };
     let item = rec.key.item();
     let a = |name| rec.get(name);
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO usage (key, session_id, turn_id, item_id, scope, model, input_tokens,
-             output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
-             total_tokens, cost_usd)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )
-    .and_then(|mut s| {
+    conn.run(Hot::UsageWrite, |s| {
         s.execute(params![
             key,
             session,
@@ -352,7 +344,7 @@ fn usage_row(
     Ok(())
 }
 
-fn tool_row(conn: &Connection, touched: &Touched, t: &ToolRef) -> Result<(), StoreError> {
+fn tool_row(conn: &HotStatements<'_>, touched: &Touched, t: &ToolRef) -> Result<(), StoreError> {
     let key = |kind: Kind| format!("{}|{}", t.prefix, kind.key_part());
     let call = record(conn, touched, &t.session, &t.turn, &key(Kind::ToolCall))?;
     let result = record(conn, touched, &t.session, &t.turn, &key(Kind::ToolResult))?;
@@ -375,12 +367,7 @@ fn tool_row(conn: &Connection, touched: &Touched, t: &ToolRef) -> Result<(), Sto
     };
     let output = result
         .and_then(|r| body_text(Some(&r.body)).or_else(|| lenient::text(r.get(attr::TOOL_OUTPUT))));
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO tool_calls (session_id, turn_id, call_id, tool_name, input, output,
-             exit_code, success, duration_ms, started_ns, ended_ns)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .and_then(|mut s| {
+    conn.run(Hot::ToolWrite, |s| {
         s.execute(params![
             t.session,
             t.turn,
@@ -463,7 +450,7 @@ impl TurnAcc {
     /// Writes the turn's row (`ordinal` as given: [`ordinals`] numbers turns).
     fn write(
         &self,
-        conn: &Connection,
+        conn: &HotStatements<'_>,
         t: &Touched,
         session: &str,
         turn: &str,
@@ -478,12 +465,7 @@ impl TurnAcc {
             .as_ref()
             .and_then(|(_, m)| m.as_deref())
             .or(self.first_model.as_ref().map(|(_, _, m)| m.as_str()));
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO turns (session_id, turn_id, ordinal, started_ns, ended_ns, prompt,
-                 model)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .and_then(|mut s| {
+        conn.run(Hot::TurnWrite, |s| {
             s.execute(params![
                 session,
                 turn,
@@ -501,7 +483,12 @@ impl TurnAcc {
 
 /// Recomputes one turn row; true when the turn appeared, disappeared or its start changed
 /// (so the session's ordinals must be recomputed). An unchanged start keeps the ordinal.
-fn turn_row(conn: &Connection, t: &Touched, session: &str, turn: &str) -> Result<bool, StoreError> {
+fn turn_row(
+    conn: &HotStatements<'_>,
+    t: &Touched,
+    session: &str,
+    turn: &str,
+) -> Result<bool, StoreError> {
     let old: Option<(Option<i64>, Option<i64>)> = conn
         .prepare_cached(
             "SELECT started_ns, ordinal FROM turns WHERE session_id = ?1 AND turn_id = ?2",
@@ -559,7 +546,7 @@ fn turn_row(conn: &Connection, t: &Touched, session: &str, turn: &str) -> Result
 /// exactly those the batch wrote (a count makes sure: a file may hold rows written without
 /// derived rows). Then its turn and session rows are computed from the batch's rows in memory.
 fn fresh_session(
-    conn: &Connection,
+    conn: &HotStatements<'_>,
     session: &str,
     b: &SessionBatch<'_>,
 ) -> Result<bool, StoreError> {
@@ -587,7 +574,7 @@ fn fresh_session(
 /// once with its ordinal: the same function as [`turn_row`] and [`ordinals`] over the rows
 /// the scans would read. Returns how many resolved turns it has.
 fn fresh_turns(
-    conn: &Connection,
+    conn: &HotStatements<'_>,
     t: &Touched,
     session: &str,
     b: &SessionBatch<'_>,

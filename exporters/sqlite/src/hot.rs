@@ -5,8 +5,9 @@
 //! it is dropped, about 1,300 instructions a call, and the store calls it several times per
 //! event (the profile in `docs/throughput.md`). A batch's writer takes each of these statements
 //! from the cache once, the first time the batch needs it, and gives it back when the batch
-//! ends, so the SQL is still compiled once per connection. Statements run less than once per
-//! event stay with `prepare_cached`.
+//! ends, so the SQL is still compiled once per connection. The derived rows' writes (once per
+//! turn, tool call or usage event) are held the same way; statements run once per batch or
+//! per session, or only on rare paths, stay with `prepare_cached`.
 
 use std::cell::RefCell;
 
@@ -29,10 +30,22 @@ pub(crate) enum Hot {
     AliasTurn,
     /// The provisional turns declared for a real turn.
     TurnAliases,
+    /// An alias declaration (once per turn).
+    AliasInsert,
+    /// The keys and merge states of a turn's rows (once per declared alias).
+    TurnRows,
+    /// An event's stored record, for a derived row.
+    EventRecord,
+    /// A `usage` row.
+    UsageWrite,
+    /// A `tool_calls` row.
+    ToolWrite,
+    /// A `turns` row.
+    TurnWrite,
 }
 
 impl Hot {
-    const COUNT: usize = 7;
+    const COUNT: usize = 13;
 
     fn sql(self) -> &'static str {
         match self {
@@ -50,14 +63,48 @@ impl Hot {
             Hot::TurnAliases => {
                 "SELECT alias FROM aliases WHERE agent = ?1 AND session_id = ?2 AND turn_id = ?3"
             }
+            Hot::AliasInsert => {
+                "INSERT INTO aliases (agent, session_id, alias, turn_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (agent, session_id, alias) DO UPDATE SET turn_id = max(turn_id, excluded.turn_id)
+                 WHERE excluded.turn_id > turn_id"
+            }
+            Hot::TurnRows => "SELECT key, state FROM events WHERE session_id = ?1 AND turn_id = ?2",
+            Hot::EventRecord => {
+                "SELECT record FROM events WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3"
+            }
+            Hot::UsageWrite => {
+                "INSERT OR REPLACE INTO usage (key, session_id, turn_id, item_id, scope, model, input_tokens,
+                     output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
+                     total_tokens, cost_usd)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            }
+            Hot::ToolWrite => {
+                "INSERT OR REPLACE INTO tool_calls (session_id, turn_id, call_id, tool_name, input, output,
+                     exit_code, success, duration_ms, started_ns, ended_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            }
+            Hot::TurnWrite => {
+                "INSERT OR REPLACE INTO turns (session_id, turn_id, ordinal, started_ns, ended_ns, prompt,
+                     model)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            }
         }
     }
 }
 
-/// The hot statements of one batch, prepared on first use.
+/// The hot statements of one batch, prepared on first use. Dereferences to its connection,
+/// for the statements that are not hot.
 pub(crate) struct HotStatements<'c> {
     conn: &'c Connection,
     held: RefCell<[Option<CachedStatement<'c>>; Hot::COUNT]>,
+}
+
+impl<'c> std::ops::Deref for HotStatements<'c> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
 }
 
 impl<'c> HotStatements<'c> {

@@ -211,7 +211,7 @@ impl Store {
                 }
             }
         }
-        derive::recompute(&tx, &w.touched)?;
+        derive::recompute(&w.hot, &w.touched)?;
         let stats = std::mem::take(&mut w.stats);
         // Gives the held statements back to the connection's cache before the commit.
         drop(w);
@@ -273,7 +273,7 @@ impl Store {
                 touched.touch(&key, &key_text);
             }
         }
-        derive::recompute(&tx, &touched)?;
+        derive::recompute(&HotStatements::new(&tx), &touched)?;
         tx.commit().map_err(StoreError::sql("committing a rebuild"))
     }
 }
@@ -439,21 +439,17 @@ impl Writer<'_> {
             return Ok(());
         }
         let n = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO aliases (agent, session_id, alias, turn_id) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (agent, session_id, alias) DO UPDATE SET turn_id = max(turn_id, excluded.turn_id)
-                 WHERE excluded.turn_id > turn_id",
-            )
-            .and_then(|mut s| s.execute(params![key.agent().as_str(), key.session(), alias, turn]))
+            .hot
+            .run(Hot::AliasInsert, |s| {
+                s.execute(params![key.agent().as_str(), key.session(), alias, turn])
+            })
             .map_err(StoreError::sql("recording an alias"))?;
         if n == 0 {
             return Ok(());
         }
         let rows: Vec<(String, Option<String>)> = self
-            .conn
-            .prepare_cached("SELECT key, state FROM events WHERE session_id = ?1 AND turn_id = ?2")
-            .and_then(|mut s| {
+            .hot
+            .run(Hot::TurnRows, |s| {
                 s.query_map(params![key.session(), alias], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?
@@ -1025,13 +1021,7 @@ impl Writer<'_> {
     }
 
     /// The bookkeeping of a written row (`new`: no row of `key` was stored before).
-    fn wrote_event(
-        &mut self,
-        key: &str,
-        rec: AgentRecord,
-        new: bool,
-        attrs: [Option<String>; 4],
-    ) {
+    fn wrote_event(&mut self, key: &str, rec: AgentRecord, new: bool, attrs: [Option<String>; 4]) {
         self.stats.upserted += 1;
         if new {
             self.touched.count(&rec.key, 1);

@@ -354,7 +354,7 @@ pub(crate) fn fields_of(obs: &AgentRecord, rank: u32) -> Vec<u8> {
 }
 
 /// The `fields` part of [`encode`] of `m` (to check [`fields_of`]).
-#[cfg(any(test, debug_assertions))]
+#[cfg(debug_assertions)]
 pub(crate) fn fields(m: &Merged) -> Vec<u8> {
     let mut out = Vec::new();
     merged_fields(&mut out, m);
