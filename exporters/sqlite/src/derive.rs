@@ -36,11 +36,6 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Maps by key or session text, looked up several times per stored event: foldhash, seeded
-/// per map, is several times faster than the standard SipHash on these ~40–150-byte texts,
-/// and nothing here depends on their iteration order.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-
 use agentcol_component::agent::{attr, Agent, AgentRecord, EventKey, Kind};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -49,6 +44,11 @@ use serde_json::Value as Json;
 use crate::error::StoreError;
 use crate::hot::{Hot, HotStatements};
 use crate::lenient;
+
+/// Maps by key or session text, looked up several times per stored event: foldhash, seeded
+/// per map, is several times faster than the standard SipHash on these ~40–150-byte texts,
+/// and nothing here depends on their iteration order.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A tool call's scope: session, turn, call id, and the key without its kind part.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
