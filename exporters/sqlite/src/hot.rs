@@ -45,6 +45,7 @@ pub(crate) enum Hot {
 }
 
 impl Hot {
+    /// The number of variants (the last one's index + 1, checked below).
     const COUNT: usize = 13;
 
     fn sql(self) -> &'static str {
@@ -91,6 +92,9 @@ impl Hot {
         }
     }
 }
+
+// A variant added after `TurnWrite` without raising `COUNT` would index past the slots.
+const _: () = assert!(Hot::TurnWrite as usize + 1 == Hot::COUNT);
 
 /// The hot statements of one batch, prepared on first use. Dereferences to its connection,
 /// for the statements that are not hot.

@@ -197,8 +197,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sql("beginning a write"))?;
         let mut w = Writer {
-            conn: &tx,
-            hot: HotStatements::new(&tx),
+            db: HotStatements::new(&tx),
             options: &self.options,
             stats: WriteStats::default(),
             touched: Touched::default(),
@@ -211,7 +210,7 @@ impl Store {
                 }
             }
         }
-        derive::recompute(&w.hot, &w.touched)?;
+        derive::recompute(&w.db, &w.touched)?;
         let stats = std::mem::take(&mut w.stats);
         // Gives the held statements back to the connection's cache before the commit.
         drop(w);
@@ -279,8 +278,8 @@ impl Store {
 }
 
 struct Writer<'a> {
-    conn: &'a Connection,
-    hot: HotStatements<'a>,
+    /// The batch's transaction, with its hot statements.
+    db: HotStatements<'a>,
     options: &'a StoreOptions,
     stats: WriteStats,
     touched: Touched,
@@ -396,7 +395,7 @@ impl Writer<'_> {
         time: Option<i64>,
         json: &str,
     ) -> Result<usize, StoreError> {
-        self.hot
+        self.db
             .run(Hot::ArchiveInsert, |s| {
                 s.execute(params![key, d, source, time, json])
             })
@@ -421,7 +420,7 @@ impl Writer<'_> {
         if !key.has_alias_turn() {
             return Ok(None);
         }
-        self.hot
+        self.db
             .run(Hot::AliasTurn, |s| {
                 s.query_row(
                     params![key.agent().as_str(), key.session(), key.turn()],
@@ -439,7 +438,7 @@ impl Writer<'_> {
             return Ok(());
         }
         let n = self
-            .hot
+            .db
             .run(Hot::AliasInsert, |s| {
                 s.execute(params![key.agent().as_str(), key.session(), alias, turn])
             })
@@ -448,7 +447,7 @@ impl Writer<'_> {
             return Ok(());
         }
         let rows: Vec<(String, Option<String>)> = self
-            .hot
+            .db
             .run(Hot::TurnRows, |s| {
                 s.query_map(params![key.session(), alias], |r| {
                     Ok((r.get(0)?, r.get(1)?))
@@ -501,7 +500,7 @@ impl Writer<'_> {
             }
         }
         let n = self
-            .conn
+            .db
             .prepare_cached(
                 "DELETE FROM events WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
             )
@@ -552,7 +551,7 @@ impl Writer<'_> {
 
     /// The stored row of `key` (`text` is its string form).
     fn stored(&self, key: &EventKey, text: &str) -> Result<Option<Stored>, StoreError> {
-        self.conn
+        self.db
             .prepare_cached(
                 "SELECT revision, record, state, sources, time_ns, archive_len, archive_digest,
                      archive_key
@@ -723,7 +722,7 @@ impl Writer<'_> {
     /// implying its observation, removing an explicit copy if there is one; whether the
     /// observation is new to the archive.
     fn set_implied(&self, key: &EventKey, text: &str, imp: &Implied) -> Result<bool, StoreError> {
-        self.conn
+        self.db
             .prepare_cached(
                 "UPDATE events SET archive_len = ?4, archive_digest = ?5, archive_key = ?6
                  WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
@@ -798,7 +797,7 @@ impl Writer<'_> {
             .filter(|r| r.starts_with('"'));
         if let (Some(rest), false) = (rest, key.turn().is_empty() || key.has_alias_turn()) {
             let aliases: Vec<String> = self
-                .hot
+                .db
                 .run(Hot::TurnAliases, |s| {
                     s.query_map(
                         params![key.agent().as_str(), key.session(), key.turn()],
@@ -819,7 +818,7 @@ impl Writer<'_> {
             let d = digest(&form);
             let k = other.as_deref().unwrap_or(text);
             let found = self
-                .hot
+                .db
                 .run(Hot::ArchiveProbe, |s| {
                     s.query_row(params![k, d], |_| Ok(())).optional()
                 })
@@ -837,7 +836,7 @@ impl Writer<'_> {
 
     /// Deletes the explicit archive row (`key`, `d`); how many rows went (0 or 1).
     fn delete_archive_row(&self, key: &str, d: &str) -> Result<usize, StoreError> {
-        self.hot
+        self.db
             .run(Hot::ArchiveDelete, |s| s.execute(params![key, d]))
             .map_err(StoreError::sql(
                 "removing an explicit copy of an implied observation",
@@ -913,7 +912,7 @@ impl Writer<'_> {
             }
         }
         let mut stmt = self
-            .conn
+            .db
             .prepare_cached("SELECT digest, json FROM observations WHERE key = ?1 ORDER BY digest")
             .map_err(StoreError::sql("reading the archive"))?;
         let rows = stmt
@@ -992,7 +991,7 @@ impl Writer<'_> {
         let sources = sources_text(rec);
         let k = &rec.key;
         let [cwd, branch, commit, model] = attrs;
-        self.hot
+        self.db
             .run(which, |s| {
                 s.execute(params![
                     key,
@@ -1031,7 +1030,7 @@ impl Writer<'_> {
 
     fn raw(&mut self, r: &LogRecord, reason: &str) -> Result<(), StoreError> {
         let bytes = r.encode_to_vec();
-        self.conn
+        self.db
             .prepare_cached(
                 "INSERT OR IGNORE INTO raw_records (digest, reason, otlp) VALUES (?1, ?2, ?3)",
             )
@@ -1065,7 +1064,7 @@ impl Writer<'_> {
             r.observed_time_unix_nano
         };
         let n = self
-            .conn
+            .db
             .prepare_cached(
                 "INSERT OR IGNORE INTO other_logs (digest, time_ns, otlp) VALUES (?1, ?2, ?3)",
             )
