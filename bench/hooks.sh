@@ -31,7 +31,7 @@ start() { # NAME PIPELINE-YAML → sets pid, port
 receivers:
   hook: {endpoint: 127.0.0.1:$port}
 processors:
-  dedupe/store: {settle_window: 0s}
+  dedupe/store: {settle_window: 0s, storage: sqlite}
 exporters:
   sqlite: {synchronous: $sync}
   nop: {}

@@ -7,6 +7,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, in c
 # The benchmark collector's config on stdout: otlp (gRPC and HTTP on the given ports) → PIPELINE,
 # where PIPELINE is the rest of the logs pipeline's flow mapping, e.g.
 # "processors: [dedupe/store], exporters: [sqlite]" or "exporters: [nop]".
+# `dedupe/store` reads its key states from the store (`storage: sqlite`, the default config's
+# setting) unless dedupe_store says otherwise (see bench_binary).
 # usage: bench_config GRPC_PORT HTTP_PORT PIPELINE [SYNCHRONOUS]
 bench_config() {
   cat <<YAML
@@ -16,7 +18,7 @@ receivers:
       grpc: {endpoint: 127.0.0.1:$1}
       http: {endpoint: 127.0.0.1:$2}
 processors:
-  dedupe/store: {settle_window: 0s}
+  dedupe/store: ${dedupe_store:-"{settle_window: 0s, storage: sqlite}"}
 exporters:
   sqlite: {synchronous: ${4:-full}}
   nop: {}
@@ -27,6 +29,17 @@ service:
     metrics: {level: none}
     logs: {level: warn}
 YAML
+}
+
+# A binary argument of the A/B scripts: PATH, or PATH@file for `dedupe/store` with its own
+# state file (no `storage`: how builds before 2026-12-03 ran, and how they must be given, as
+# they refuse the setting). Sets bin and dedupe_store.
+# usage: bench_binary SPEC
+bench_binary() {
+  case $1 in
+    *@file) bin=${1%@file}; dedupe_store="{settle_window: 0s}" ;;
+    *) bin=$1; dedupe_store="{settle_window: 0s, storage: sqlite}" ;;
+  esac
 }
 
 # Starts collector BINARY pinned to core 0 on CONFIG under ROOT, logging to LOG, and waits for

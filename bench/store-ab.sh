@@ -9,6 +9,9 @@
 #
 # usage: bench/store-ab.sh BINARY_A BINARY_B [ROUNDS] [SECONDS] [CONCURRENCY] [RECORDS_PER_REQUEST]
 #        (defaults: 3 rounds, 6 s after 2 s of warm-up, 4 senders, 1000 records)
+#        A binary given as PATH@file runs `dedupe/store` with its own state file instead of
+#        `storage: sqlite` (bench/lib.sh, bench_binary); the same PATH twice, once with @file,
+#        compares the two.
 # The load generator is built from this tree (`cargo build --release -p agentcol-loadgen`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +27,8 @@ bench_loadgen
 bench_workdir
 
 one() { # BINARY → "events events/CPU-s events/s rss_mib"
-  local bin=$1 grpc root
+  local bin dedupe_store grpc root
+  bench_binary "$1"
   grpc=$(free_port)
   root=$(mktemp -d "$work/root.XXXX")
   bench_config "$grpc" "$(free_port)" "processors: [dedupe/store], exporters: [sqlite]" > "$work/cfg.yaml"

@@ -11,6 +11,7 @@
 # of the pipeline's stages (receive decode, normalise, dedupe ingest and commit, store write).
 #
 # usage: bench/store-callgrind.sh SECONDS BINARY... (e.g. 40 old/agentcol new/agentcol)
+#        PATH@file: `dedupe/store` with its own state file, not `storage: sqlite` (bench/lib.sh)
 #        CALLGRIND_KEEP=DIR keeps each binary's callgrind output as DIR/cg-N.out
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,8 @@ stage() { # CALLGRIND_OUT SYMBOL → inclusive instructions of the first functio
 echo "# $(date -u +%FT%TZ) · callgrind · $secs s of one sender"
 echo "# binary | events | instructions/event | per request (M): decode normalise ingest commit store"
 i=0
-for bin in "$@"; do
+for spec in "$@"; do
+  bench_binary "$spec"
   i=$((i + 1))
   grpc=$(free_port)
   root="$work/root-$i"
@@ -49,7 +51,7 @@ for bin in "$@"; do
   events=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from events").fetchone()[0])' "$root/agentcol.db")
   total=$(grep -m1 -E '^(summary|totals):' "$out" | awk '{print $2}')
   per_request() { python3 -c "print(round(${1:-0} / $requests / 1e6, 1))"; }
-  echo "$bin | $events | $((total / events)) |" \
+  echo "$spec | $events | $((total / events)) |" \
     "$(per_request "$(stage "$out" 'ProstDecoder<U> as tonic::codec::Decoder>::decode')")" \
     "$(per_request "$(stage "$out" 'agent::normalize_logs')")" \
     "$(per_request "$(stage "$out" 'engine::Engine::ingest')")" \

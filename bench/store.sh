@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end store benchmark: agent-shaped OTLP → otlp receiver (normalised) → dedupe → sqlite,
-# durable (each request is answered after the SQLite commit of dedupe's state and of the store).
+# durable (each request is answered after the store's SQLite commit, which holds dedupe's key
+# states too: `storage: sqlite`, as in the default config; then dedupe commits its aliases and
+# decisions).
 #
 # The collector runs pinned to core 0, the load generator (bench/loadgen --unique: every request
 # a new Codex thread, four records per turn: prompt, tool decision, tool result, answer) on

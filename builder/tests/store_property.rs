@@ -1,17 +1,22 @@
 //! Property: the real agents' observations (the captured OTLP of tests/fixtures, normalised by
 //! the otlp receiver's code), in **any** permutation, with **any** duplication, cut into any
 //! batches and with the pipeline restarted at any point, go through the real `dedupe` processor
-//! (settle window 0, state on disk) into the real SQLite store and leave every table with the
-//! same content as one ordered delivery.
+//! (settle window 0, state on disk: in its own state file, or read from the store with
+//! `storage`) into the real SQLite store and leave every table with the same content as one
+//! ordered delivery through a `dedupe` with its own state file.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use agentcol_component::agent::EventKey;
 use agentcol_component::lifecycle::Component;
 use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
-use agentcol_component::{async_trait, ComponentKind, ConsumeError, Consumer, Host, Logs};
+use agentcol_component::{
+    async_trait, ComponentId, ComponentKind, ConsumeError, Consumer, Host, KeyStates,
+    KeyStatesError, Logs, StoredKey,
+};
 use agentcol_exporter_sqlite::{Store, StoreOptions};
 use agentcol_processor_dedupe::{DedupeConfig, DedupeProcessor};
 use agentcol_receiver_otlp::agent::{events_from_spans, normalize_logs};
@@ -73,11 +78,34 @@ fn merge(batch: &[Logs]) -> Logs {
     }
 }
 
-/// The store as the downstream of dedupe: one transaction per request, answered after commit.
-struct StoreSink(Mutex<Store>);
+/// The store as the downstream of dedupe: one transaction per request, answered after commit;
+/// its rows offered as key states (as the `sqlite` exporter's input offers them).
+struct StoreSink(Arc<Mutex<Store>>);
+
+#[derive(Debug)]
+struct StoreStates(Arc<Mutex<Store>>, ComponentId);
+
+impl KeyStates for StoreStates {
+    fn owner(&self) -> &ComponentId {
+        &self.1
+    }
+
+    fn load(&self, key: &EventKey, text: &str) -> Result<Option<StoredKey>, KeyStatesError> {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.key_state(key, text).map_err(|e| KeyStatesError {
+            reason: e.to_string(),
+            retryable: e.is_retryable(),
+        })
+    }
+}
 
 #[async_trait]
 impl Consumer<Logs> for StoreSink {
+    fn key_states(&self) -> Option<Arc<dyn KeyStates>> {
+        let id = "sqlite".parse().expect("id");
+        Some(Arc::new(StoreStates(self.0.clone(), id)))
+    }
+
     async fn consume(&self, data: Logs) -> Result<(), ConsumeError> {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         s.apply(&data)
@@ -87,14 +115,24 @@ impl Consumer<Logs> for StoreSink {
 }
 
 /// Delivers `batches` through dedupe into a fresh store under `root`, restarting both after
-/// the batch numbered `restart_after` (if any), and dumps the store.
-async fn deliver(root: &Path, batches: &[Vec<Logs>], restart_after: Option<usize>) -> String {
+/// the batch numbered `restart_after` (if any), and dumps the store. `storage`: dedupe reads
+/// its key states from the store.
+async fn deliver(
+    root: &Path,
+    batches: &[Vec<Logs>],
+    restart_after: Option<usize>,
+    storage: bool,
+) -> String {
     let db = root.join("agentcol.db");
+    let config = DedupeConfig {
+        storage: storage.then(|| "sqlite".to_string()),
+        ..DedupeConfig::default()
+    };
     let start = || {
         let store = Store::open(&db, StoreOptions::default()).expect("open store");
-        let sink: Arc<dyn Consumer<Logs>> = Arc::new(StoreSink(Mutex::new(store)));
+        let sink: Arc<dyn Consumer<Logs>> = Arc::new(StoreSink(Arc::new(Mutex::new(store))));
         let host = Host::for_test(ComponentKind::Processor, "dedupe/store", root);
-        DedupeProcessor::new(&host, "logs", &DedupeConfig::default(), sink).expect("dedupe")
+        DedupeProcessor::new(&host, "logs", &config, sink).expect("dedupe")
     };
     let mut p = start();
     p.start().await.expect("start");
@@ -154,13 +192,20 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// One case: the permutation `order`, then the duplicates `dups`, cut at `cuts`, restarted
-/// after batch `restart`.
-fn check(agent: &str, order: &[usize], dups: &[usize], cuts: &[usize], restart: Option<usize>) {
+/// after batch `restart`, dedupe's key states in the store when `storage`.
+fn check(
+    agent: &str,
+    order: &[usize],
+    dups: &[usize],
+    cuts: &[usize],
+    restart: Option<usize>,
+    storage: bool,
+) {
     let obs = observations(agent);
     let rt = runtime();
     let reference = {
         let dir = tempfile::tempdir().expect("tempdir");
-        rt.block_on(deliver(dir.path(), std::slice::from_ref(&obs), None))
+        rt.block_on(deliver(dir.path(), std::slice::from_ref(&obs), None, false))
     };
     assert!(reference.contains("user_prompt"), "{reference}");
     let mut seq: Vec<Logs> = order.iter().map(|i| obs[*i % obs.len()].clone()).collect();
@@ -180,10 +225,10 @@ fn check(agent: &str, order: &[usize], dups: &[usize], cuts: &[usize], restart: 
     }
     let restart = restart.map(|r| r % batches.len().max(1));
     let dir = tempfile::tempdir().expect("tempdir");
-    let got = rt.block_on(deliver(dir.path(), &batches, restart));
+    let got = rt.block_on(deliver(dir.path(), &batches, restart, storage));
     assert!(
         got == reference,
-        "{agent}: the store differs from one ordered delivery"
+        "{agent} (storage: {storage}): the store differs from one ordered delivery"
     );
 }
 
@@ -192,7 +237,7 @@ fn permutation(n: usize) -> impl Strategy<Value = Vec<usize>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     #[test]
     fn codex_any_order_duplication_batching_restart_gives_identical_store(
@@ -200,8 +245,9 @@ proptest! {
         dups in proptest::collection::vec(0..1000usize, 0..20),
         cuts in proptest::collection::vec(1..40usize, 0..8),
         restart in proptest::option::of(0..8usize),
+        storage in any::<bool>(),
     ) {
-        check("codex", &order, &dups, &cuts, restart);
+        check("codex", &order, &dups, &cuts, restart, storage);
     }
 
     #[test]
@@ -210,7 +256,8 @@ proptest! {
         dups in proptest::collection::vec(0..1000usize, 0..20),
         cuts in proptest::collection::vec(1..40usize, 0..8),
         restart in proptest::option::of(0..8usize),
+        storage in any::<bool>(),
     ) {
-        check("claude", &order, &dups, &cuts, restart);
+        check("claude", &order, &dups, &cuts, restart, storage);
     }
 }

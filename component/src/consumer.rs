@@ -19,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::data::{Logs, Metrics, Signal, SignalData, Traces};
+use crate::key_states::KeyStates;
 
 /// Why data was not accepted downstream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,6 +146,13 @@ pub trait Consumer<T: SignalData>: Send + Sync {
     /// Hands `data` downstream and resolves once it has been accepted everywhere (see the module
     /// docs). Must not panic on any input.
     async fn consume(&self, data: T) -> Result<(), ConsumeError>;
+
+    /// The key states of the store this consumer is the input of, if it is one that commits
+    /// before it answers ([`crate::key_states`]). Only a store's own consumer says yes:
+    /// everything between (fan-outs of several branches, processors) answers `None`.
+    fn key_states(&self) -> Option<Arc<dyn KeyStates>> {
+        None
+    }
 }
 
 /// A consumer of any one signal: what a processor is given as its `next`, and returns.
@@ -269,6 +277,13 @@ impl<T: SignalData> Consumer<T> for Fanout<T> {
             };
         }
         outcome
+    }
+
+    fn key_states(&self) -> Option<Arc<dyn KeyStates>> {
+        match self.branches.as_slice() {
+            [only] => only.key_states(),
+            _ => None,
+        }
     }
 }
 

@@ -16,6 +16,8 @@
 //! * [`host`]: what the service gives a component: its id, the canonical root directory, the
 //!   status reporter, the collector-wide shutdown signal and internal telemetry.
 //! * [`config`]: helpers shared by component configs (durations, secrets, config errors).
+//! * [`key_states`]: the state a store holds per agent-event key, which a `dedupe` in front of
+//!   it can read instead of keeping its own copy; [`filter`]: the Bloom filter of held keys.
 //! * [`telemetry`]: the standard internal metric families (otelcol-style names, `agentcol_` prefix).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -25,8 +27,10 @@ pub mod config;
 pub mod consumer;
 pub mod data;
 pub mod factory;
+pub mod filter;
 pub mod host;
 pub mod id;
+pub mod key_states;
 pub mod lifecycle;
 pub mod net;
 pub mod status;
@@ -46,6 +50,7 @@ pub use factory::{
 };
 pub use host::Host;
 pub use id::{ComponentId, ComponentKind, IdError, PipelineId};
+pub use key_states::{KeyStates, KeyStatesError, StoredKey};
 pub use lifecycle::{Component, ComponentError};
 pub use status::{ComponentStatus, ServiceState, StatusBoard, StatusReporter};
 pub use telemetry::Telemetry;

@@ -22,7 +22,7 @@ receivers:
     endpoint: 127.0.0.1:{hook}
     spool: {{check_interval: 200ms}}
 processors:
-  dedupe/store: {{settle_window: 0s}}
+  dedupe/store: {{settle_window: 0s, storage: sqlite}}
 exporters:
   sqlite: {{}}
   nop: {{}}

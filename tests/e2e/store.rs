@@ -23,6 +23,7 @@ receivers:
 processors:
   dedupe/store:
     settle_window: 0s
+    storage: sqlite
 exporters:
   sqlite: {{}}
   nop: {{}}

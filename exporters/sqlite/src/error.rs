@@ -77,7 +77,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    pub(crate) fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + Copy {
         move |source| StoreError::Sqlite { context, source }
     }
 

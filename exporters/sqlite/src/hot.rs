@@ -48,7 +48,7 @@ impl Hot {
     /// The number of variants (the last one's index + 1, checked below).
     const COUNT: usize = 13;
 
-    fn sql(self) -> &'static str {
+    pub(crate) fn sql(self) -> &'static str {
         match self {
             Hot::EventInsertNew => crate::store::EVENT_INSERT_NEW,
             Hot::EventUpsert => crate::store::EVENT_UPSERT,

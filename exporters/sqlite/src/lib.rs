@@ -15,6 +15,9 @@
 //!   received: the same records twice, in another order, or across a restart leave identical
 //!   rows (see [`store`] for the upsert rules and [`derive`] for the derived tables). Nothing
 //!   stores arrival time.
+//! * **Key states for `dedupe`.** Its input offers the rows as key states
+//!   ([`agentcol_component::key_states`], [`Store::key_state`]), so a `dedupe` directly in
+//!   front of it with `storage: <this exporter>` keeps no second copy of the events.
 //! * **Nothing silent.** Plain logs that are not agent events are skipped and counted (or kept
 //!   with `keep_other_logs`); unreadable agent records are kept verbatim in `raw_records` and
 //!   counted; the rest of their batch is stored.
@@ -27,14 +30,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use agentcol_component::agent::EventKey;
 use agentcol_component::telemetry::{CounterFamily, ExporterTelemetry, Labels};
 use agentcol_component::{
     async_trait, erase_exporter, module_name, AnyExporterFactory, Component, ComponentError,
-    ConsumeError, Consumer, Consumers, CreateError, ExporterFactory, ExporterInstance, Host, Logs,
-    Signal, SignalSet, SignalStability, Stability, StatusReporter,
+    ComponentId, ConsumeError, Consumer, Consumers, CreateError, ExporterFactory, ExporterInstance,
+    Host, KeyStates, KeyStatesError, Logs, Signal, SignalSet, SignalStability, Stability,
+    StatusReporter, StoredKey,
 };
 
 pub mod config;
@@ -82,6 +88,7 @@ impl ExporterFactory for SqliteExporterFactory {
             ..StoreOptions::default()
         };
         let shared = Arc::new(Shared {
+            id: host.id().clone(),
             path,
             options,
             store: Mutex::new(None),
@@ -173,6 +180,7 @@ impl Metrics {
 }
 
 struct Shared {
+    id: ComponentId,
     path: PathBuf,
     options: StoreOptions,
     /// The one writer connection: `None` before `start` and after `shutdown`.
@@ -204,6 +212,12 @@ fn count(logs: &Logs) -> usize {
 
 #[async_trait]
 impl Consumer<Logs> for SqliteLogs {
+    fn key_states(&self) -> Option<Arc<dyn KeyStates>> {
+        Some(Arc::new(StoreKeyStates {
+            shared: self.shared.clone(),
+        }))
+    }
+
     async fn consume(&self, data: Logs) -> Result<(), ConsumeError> {
         let n = count(&data);
         let shared = self.shared.clone();
@@ -237,6 +251,37 @@ impl Consumer<Logs> for SqliteLogs {
                 )))
             }
         }
+    }
+}
+
+/// The store's rows as key states, for a `dedupe` with `storage` set to this exporter: read
+/// through the writer connection, under the same lock as the writes, so a read sees every
+/// committed batch and never a half-written one.
+struct StoreKeyStates {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for StoreKeyStates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKeyStates({})", self.shared.path.display())
+    }
+}
+
+impl KeyStates for StoreKeyStates {
+    fn owner(&self) -> &ComponentId {
+        &self.shared.id
+    }
+
+    fn load(&self, key: &EventKey, text: &str) -> Result<Option<StoredKey>, KeyStatesError> {
+        let mut guard = self.shared.store.lock().unwrap_or_else(|p| p.into_inner());
+        let result = match guard.as_mut() {
+            Some(store) => store.key_state(key, text),
+            None => Err(StoreError::NotOpen),
+        };
+        result.map_err(|e| KeyStatesError {
+            retryable: e.is_retryable(),
+            reason: format!("sqlite {}: {e}", self.shared.path.display()),
+        })
     }
 }
 

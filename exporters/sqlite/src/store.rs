@@ -32,10 +32,11 @@ use agentcol_component::agent::merge::digest;
 use agentcol_component::agent::{
     attr, Added, AgentRecord, EventKey, Merged, Precedence, RecordError,
 };
+use agentcol_component::filter::KeyFilter;
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
     LogRecord, ResourceLogs, ScopeLogs,
 };
-use agentcol_component::Logs;
+use agentcol_component::{Logs, StoredKey};
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -114,6 +115,33 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     options: StoreOptions,
+    /// The ids ([`key_id`]) of every key with an `events` row, once something asked for a
+    /// key's state ([`Store::key_state`]): a key it has not seen has no row, without a lookup.
+    /// Built by a scan of `events` at the first request (so a store nobody asks pays
+    /// nothing), kept by every write, rebuilt bigger when full.
+    known: Option<KeyFilter>,
+}
+
+/// The id of a key's text in [`Store::known`].
+fn key_id(text: &str) -> i64 {
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as i64
+}
+
+/// A filter of the keys of every `events` row, with room for twice as many (at least `min`).
+fn build_filter(db: &Connection, min: u64) -> Result<KeyFilter, StoreError> {
+    let read = StoreError::sql("reading event keys");
+    let n: i64 = db
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .map_err(read)?;
+    let mut f = KeyFilter::with_capacity((n.max(0) as u64).saturating_mul(2).max(min));
+    let mut stmt = db.prepare("SELECT key FROM events").map_err(read)?;
+    let mut rows = stmt.query([]).map_err(read)?;
+    while let Some(r) = rows.next().map_err(read)? {
+        if let Ok(k) = r.get_ref(0).and_then(|v| v.as_str().map_err(Into::into)) {
+            f.insert(key_id(k));
+        }
+    }
+    Ok(f)
 }
 
 pub(crate) fn ns(v: u64) -> i64 {
@@ -176,6 +204,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             options,
+            known: None,
         })
     }
 
@@ -201,6 +230,9 @@ impl Store {
             options: &self.options,
             stats: WriteStats::default(),
             touched: Touched::default(),
+            // Every key written is added before the commit, so whatever becomes of the
+            // transaction, a key with a row is never "absent".
+            known: self.known.as_mut(),
         };
         for rl in &mut logs.resource_logs {
             for mut sl in std::mem::take(&mut rl.scope_logs) {
@@ -215,7 +247,89 @@ impl Store {
         // Gives the held statements back to the connection's cache before the commit.
         drop(w);
         tx.commit().map_err(StoreError::sql("committing"))?;
+        if self.known.as_ref().is_some_and(|f| f.wants_rebuild()) {
+            // Full: rebuilt at twice the size. If that fails the old filter is still right,
+            // only less selective.
+            let min = self
+                .known
+                .as_ref()
+                .map_or(0, |f| f.capacity().saturating_mul(2));
+            match build_filter(&self.conn, min) {
+                Ok(f) => self.known = Some(f),
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "rebuilding the store's key filter failed")
+                }
+            }
+        }
         Ok(stats)
+    }
+
+    /// The state of `key` (`text`: its string form) as this store holds it, for a `dedupe`
+    /// that keeps no state of its own ([`agentcol_component::key_states`]): `None` when no
+    /// `events` row has the key, else the row's revision and every observation archived for
+    /// it, merged: the one the row implies, the explicit archive rows under the key, and those
+    /// under each provisional key aliased to its turn (observations `dedupe` re-keyed to it,
+    /// archived as they arrived). A row written by the raw path (no `dedupe`) keeps its merge
+    /// state, which is used as it is.
+    pub fn key_state(
+        &mut self,
+        key: &EventKey,
+        text: &str,
+    ) -> Result<Option<StoredKey>, StoreError> {
+        if self.known.is_none() {
+            self.known = Some(build_filter(&self.conn, 0)?);
+        }
+        if !self
+            .known
+            .as_ref()
+            .is_some_and(|f| f.may_contain(key_id(text)))
+        {
+            return Ok(None);
+        }
+        let db = &self.conn;
+        let Some(stored) = stored_row(db, key, text)? else {
+            return Ok(None);
+        };
+        let revision = u64::try_from(stored.revision).unwrap_or(0);
+        if let Some(m) = stored
+            .state
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Merged>(s).ok())
+        {
+            return Ok(Some(StoredKey {
+                merged: m,
+                revision,
+            }));
+        }
+        let prec = &self.options.precedence;
+        let mut m = Merged::new(key.clone());
+        if let Some(i) = &stored.implied {
+            // Under the key or under a provisional key of its turn: an observation of it either way.
+            let json = i.json(text, &stored.record)?;
+            if let Ok(o) = AgentRecord::from_observation_json(&json) {
+                m.add_owned(o, i.digest.clone(), prec);
+            }
+        }
+        add_archived(db, text, &mut m, prec)?;
+        if !key.turn().is_empty() && !key.has_alias_turn() {
+            let aliases: Vec<String> = db
+                .prepare_cached(Hot::TurnAliases.sql())
+                .and_then(|mut s| {
+                    s.query_map(
+                        params![key.agent().as_str(), key.session(), key.turn()],
+                        |r| r.get(0),
+                    )?
+                    .collect()
+                })
+                .map_err(StoreError::sql("reading aliases"))?;
+            for alias in aliases {
+                add_archived(db, &key.with_turn(&alias).to_string(), &mut m, prec)?;
+            }
+        }
+        Ok(Some(StoredKey {
+            merged: m,
+            revision,
+        }))
     }
 
     /// Recomputes every derived row (and the attribute columns of `events`) from
@@ -283,6 +397,8 @@ struct Writer<'a> {
     options: &'a StoreOptions,
     stats: WriteStats,
     touched: Touched,
+    /// [`Store::known`], when kept.
+    known: Option<&'a mut KeyFilter>,
 }
 
 impl Writer<'_> {
@@ -551,31 +667,7 @@ impl Writer<'_> {
 
     /// The stored row of `key` (`text` is its string form).
     fn stored(&self, key: &EventKey, text: &str) -> Result<Option<Stored>, StoreError> {
-        self.db
-            .prepare_cached(
-                "SELECT revision, record, state, sources, time_ns, archive_len, archive_digest,
-                     archive_key
-                 FROM events WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![key.session(), key.turn(), text], |r| {
-                    let len: Option<i64> = r.get(5)?;
-                    let digest: Option<String> = r.get(6)?;
-                    let key: Option<String> = r.get(7)?;
-                    Ok(Stored {
-                        revision: r.get(0)?,
-                        record: r.get(1)?,
-                        state: r.get(2)?,
-                        sources: r.get(3)?,
-                        time_ns: r.get(4)?,
-                        implied: len
-                            .zip(digest)
-                            .map(|(len, digest)| Implied { len, digest, key }),
-                    })
-                })
-                .optional()
-            })
-            .map_err(StoreError::sql("reading an event"))
+        stored_row(&self.db, key, text)
     }
 
     /// Whether a candidate (revision, record JSON) replaces the stored row; else why not.
@@ -898,35 +990,9 @@ impl Writer<'_> {
         }
     }
 
-    /// The merge state of every observation archived under `key`: the explicit rows and the
-    /// one the stored row (`stored`, the row of `key`) implies.
+    /// The merge state of every observation archived under `key` ([`archived_state`]).
     fn rebuild_state(&self, key: &EventKey, stored: Option<&Stored>) -> Result<Merged, StoreError> {
-        let mut m = Merged::new(key.clone());
-        if let Some((s, i)) = stored.and_then(|s| s.implied.as_ref().map(|i| (s, i))) {
-            let json = i.json(&key.to_string(), &s.record)?;
-            // An observation of another (provisional) key is not this key's.
-            if i.key.is_none() {
-                if let Ok(o) = AgentRecord::from_observation_json(&json) {
-                    m.add_with_digest(&o, i.digest.clone(), &self.options.precedence);
-                }
-            }
-        }
-        let mut stmt = self
-            .db
-            .prepare_cached("SELECT digest, json FROM observations WHERE key = ?1 ORDER BY digest")
-            .map_err(StoreError::sql("reading the archive"))?;
-        let rows = stmt
-            .query_map([key.to_string()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(StoreError::sql("reading the archive"))?;
-        for row in rows {
-            let (d, json) = row.map_err(StoreError::sql("reading the archive"))?;
-            if let Ok(o) = AgentRecord::from_observation_json(&json) {
-                m.add_with_digest(&o, d, &self.options.precedence);
-            }
-        }
-        Ok(m)
+        archived_state(&self.db, key, stored, &self.options.precedence)
     }
 
     /// Inserts or replaces the row of `key`; `stored` is the row it replaces, `implied` the
@@ -1022,6 +1088,9 @@ impl Writer<'_> {
     /// The bookkeeping of a written row (`new`: no row of `key` was stored before).
     fn wrote_event(&mut self, key: &str, rec: AgentRecord, new: bool, attrs: [Option<String>; 4]) {
         self.stats.upserted += 1;
+        if let (true, Some(f)) = (new, self.known.as_deref_mut()) {
+            f.insert(key_id(key));
+        }
         if new {
             self.touched.count(&rec.key, 1);
         }
@@ -1088,6 +1157,96 @@ struct ObservationHead<'a> {
     source: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     time_unix_nano: u64,
+}
+
+/// The stored row of `key` (`text` is its string form).
+fn stored_row(db: &Connection, key: &EventKey, text: &str) -> Result<Option<Stored>, StoreError> {
+    db.prepare_cached(
+        "SELECT revision, record, state, sources, time_ns, archive_len, archive_digest,
+                 archive_key
+             FROM events WHERE session_id = ?1 AND turn_id = ?2 AND key = ?3",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![key.session(), key.turn(), text], |r| {
+            let len: Option<i64> = r.get(5)?;
+            let digest: Option<String> = r.get(6)?;
+            let key: Option<String> = r.get(7)?;
+            Ok(Stored {
+                revision: r.get(0)?,
+                record: r.get(1)?,
+                state: r.get(2)?,
+                sources: r.get(3)?,
+                time_ns: r.get(4)?,
+                implied: len
+                    .zip(digest)
+                    .map(|(len, digest)| Implied { len, digest, key }),
+            })
+        })
+        .optional()
+    })
+    .map_err(StoreError::sql("reading an event"))
+}
+
+/// The merge state of every observation archived under `key`: the explicit rows and the
+/// one the stored row (`stored`, the row of `key`) implies.
+fn archived_state(
+    db: &Connection,
+    key: &EventKey,
+    stored: Option<&Stored>,
+    precedence: &Precedence,
+) -> Result<Merged, StoreError> {
+    let mut m = Merged::new(key.clone());
+    if let Some((s, i)) = stored.and_then(|s| s.implied.as_ref().map(|i| (s, i))) {
+        let json = i.json(&key.to_string(), &s.record)?;
+        // An observation of another (provisional) key is not this key's.
+        if i.key.is_none() {
+            if let Ok(o) = AgentRecord::from_observation_json(&json) {
+                m.add_with_digest(&o, i.digest.clone(), precedence);
+            }
+        }
+    }
+    let mut stmt = db
+        .prepare_cached("SELECT digest, json FROM observations WHERE key = ?1 ORDER BY digest")
+        .map_err(StoreError::sql("reading the archive"))?;
+    let rows = stmt
+        .query_map([key.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(StoreError::sql("reading the archive"))?;
+    for row in rows {
+        let (d, json) = row.map_err(StoreError::sql("reading the archive"))?;
+        if let Ok(o) = AgentRecord::from_observation_json(&json) {
+            m.add_with_digest(&o, d, precedence);
+        }
+    }
+    Ok(m)
+}
+
+/// Merges into `m` every explicit archive row under the key text `key`.
+fn add_archived(
+    db: &Connection,
+    key: &str,
+    m: &mut Merged,
+    precedence: &Precedence,
+) -> Result<(), StoreError> {
+    let read = StoreError::sql("reading the archive");
+    let mut stmt = db
+        .prepare_cached("SELECT digest, json FROM observations WHERE key = ?1 ORDER BY digest")
+        .map_err(read)?;
+    let mut rows = stmt.query([key]).map_err(read)?;
+    while let Some(r) = rows.next().map_err(read)? {
+        let d: String = r.get(0).map_err(read)?;
+        let json: rusqlite::types::ValueRef<'_> = r.get_ref(1).map_err(read)?;
+        match json.as_str().ok().map(AgentRecord::from_observation_json) {
+            Some(Ok(o)) => {
+                m.add_owned(o, d, precedence);
+            }
+            _ => {
+                tracing::warn!(key, digest = %d, "an archived observation does not parse; left out of the key's state")
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A stored event row, as the write path needs it.

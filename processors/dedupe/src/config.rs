@@ -39,6 +39,13 @@ pub struct DedupeConfig {
     /// How long `shutdown` keeps trying to deliver what is still pending (settle window > 0).
     /// What is left stays pending on disk and goes out at the next start.
     pub shutdown_timeout: Duration,
+    /// The id of a `sqlite` exporter to read the key states from instead of keeping them in
+    /// the state file (which then holds only aliases, origins and decisions): the store's
+    /// rows and archive are those states, so each event is written once and each request
+    /// commits one file's worth of content. That exporter must be directly after this
+    /// processor, as its pipeline's only exporter; needs `settle_window: 0s` and
+    /// `attach_observations: true`. Unset: the state file holds everything.
+    pub storage: Option<String>,
 }
 
 impl Default for DedupeConfig {
@@ -52,6 +59,7 @@ impl Default for DedupeConfig {
             cache_keys: 100_000,
             cache_bytes: 32 << 20,
             shutdown_timeout: Duration::from_secs(5),
+            storage: None,
         }
     }
 }
@@ -73,6 +81,26 @@ impl ComponentConfig for DedupeConfig {
                 ));
             } else if p.file_name().is_none() {
                 errors.push(ConfigError::new("state_path", "must name a file"));
+            }
+        }
+        if let Some(id) = &self.storage {
+            if let Err(e) = id.parse::<agentcol_component::ComponentId>() {
+                errors.push(ConfigError::new(
+                    "storage",
+                    format!("not an exporter id: {e}"),
+                ));
+            }
+            if !self.settle_window.is_zero() {
+                errors.push(ConfigError::new(
+                    "settle_window",
+                    "must be 0s with storage: the store's rows are the state, and a key held back for a window has no row yet",
+                ));
+            }
+            if !self.attach_observations {
+                errors.push(ConfigError::new(
+                    "attach_observations",
+                    "must be true with storage: the store's archive of attached observations is the state",
+                ));
             }
         }
         for (agent, list) in [
@@ -140,6 +168,20 @@ mod tests {
         let e = decode::<DedupeConfig>(serde_json::json!({"precedence": {"codex": ["fax"]}}))
             .unwrap_err();
         assert!(e[0].path.starts_with("precedence::codex"), "{e:?}");
+    }
+
+    #[test]
+    fn storage_needs_no_window_and_attached_observations() {
+        let c = decode::<DedupeConfig>(serde_json::json!({"storage": "sqlite"})).unwrap();
+        assert_eq!(c.storage.as_deref(), Some("sqlite"));
+        let e = decode::<DedupeConfig>(serde_json::json!({
+            "storage": "sqlite/",
+            "settle_window": "2s",
+            "attach_observations": false,
+        }))
+        .unwrap_err();
+        let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["storage", "settle_window", "attach_observations"]);
     }
 
     #[test]

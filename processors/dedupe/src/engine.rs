@@ -18,7 +18,7 @@ use agentcol_component::opentelemetry_proto::tonic::common::v1::InstrumentationS
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
     LogRecord, ResourceLogs, ScopeLogs,
 };
-use agentcol_component::Logs;
+use agentcol_component::{KeyStates, Logs};
 use prost::Message;
 
 use crate::cache::Lru;
@@ -57,6 +57,8 @@ pub(crate) struct Settings {
     pub precedence: Precedence,
     pub cache_keys: usize,
     pub cache_bytes: usize,
+    /// Where key states are read from (`storage`); `None`: the state file's `keys`.
+    pub key_states: Option<Arc<dyn KeyStates>>,
 }
 
 /// A cached key (by its row id): its state in the stored binary form (a fraction of the
@@ -74,6 +76,9 @@ struct Cached {
 /// What a cache entry costs beyond its blob and key text: the map slot and the allocator's
 /// rounding of the two allocations.
 const ENTRY_OVERHEAD: usize = 112;
+
+/// A key as staging finds it: where its row is, its state and that state's stored form.
+type Loaded = (Loc, Option<KeyState>, Option<Box<[u8]>>);
 
 #[derive(Debug)]
 struct Staged {
@@ -362,6 +367,7 @@ impl Engine {
                         (c.loc, None, None)
                     }
                 },
+                None if self.settings.key_states.is_some() => self.load_stored(key, &text)?,
                 None => match self.store.load_key(key, &text, id) {
                     Ok(Some((loc, st, blob))) => (loc, Some(st), Some(blob.into_boxed_slice())),
                     Ok(None) => (Loc::New, None, None),
@@ -394,6 +400,28 @@ impl Engine {
             path: Default::default(),
             reason: "staged key vanished".into(),
         })
+    }
+
+    /// A key's state from the store that holds it (`storage`): its merged observations, and
+    /// its row's revision as the one last emitted. Never pending (no window), owing nothing,
+    /// origin unknown (an emission without a place in its request goes under the default
+    /// resource, which the store does not keep anyway).
+    fn load_stored(&self, key: &EventKey, text: &str) -> Result<Loaded, StateError> {
+        let Some(ks) = &self.settings.key_states else {
+            return Ok((Loc::New, None, None));
+        };
+        let Some(stored) = ks.load(key, text)? else {
+            return Ok((Loc::New, None, None));
+        };
+        if stored.merged.revision() != stored.revision {
+            // Observations archived elsewhere (another writer, a store without attachments):
+            // the next distinct observation goes out above both.
+            tracing::warn!(key = %text, archived = stored.merged.digests.len(), revision = stored.revision, "the store's archive of this key does not match its row's revision");
+        }
+        let mut st = KeyState::new(stored.merged, None);
+        st.emitted = Some(stored.revision);
+        let blob = codec::encode(&st).into_boxed_slice();
+        Ok((Loc::New, Some(st), Some(blob)))
     }
 
     /// The real turn of an alias: this batch's declarations, then the cache, then the database.
@@ -1064,7 +1092,9 @@ impl Engine {
                 now_ms,
                 ..Write::default()
             };
-            for s in b.staged.values() {
+            // With `storage`, key states are the store's rows, committed downstream already.
+            let own_keys = self.settings.key_states.is_none();
+            for s in b.staged.values().filter(|_| own_keys) {
                 if !s.dirty {
                     continue;
                 }
@@ -1163,6 +1193,7 @@ mod tests {
                 precedence: Precedence::default(),
                 cache_keys,
                 cache_bytes: usize::MAX,
+                key_states: None,
             },
         )
         .unwrap()

@@ -31,7 +31,10 @@
 //! merged state of every key, the aliases, the emitted revision and pending marks, and the last
 //! decisions ([`recent_decisions`], read by `agentcol status --dedupe`). A bounded cache of hot
 //! keys (`cache_keys`) sits in front of it; it is only a read cache, so eviction and restarts
-//! lose nothing. `docs/dedupe.md` has the design notes.
+//! lose nothing. With `storage: <sqlite exporter>` (the store pipeline of the default config)
+//! the key states are not kept in the file: they are read from the store directly downstream
+//! ([`agentcol_component::key_states`]), whose commit makes them durable, and the file keeps
+//! aliases, origins and decisions. `docs/dedupe.md` has the design notes.
 //!
 //! Calls are serialised: one batch is staged, delivered and committed at a time, which keeps the
 //! state machine simple and is what SQLite does anyway.
@@ -42,7 +45,6 @@ mod cache;
 mod codec;
 mod config;
 mod engine;
-mod filter;
 mod store;
 
 use std::collections::BTreeSet;
@@ -328,6 +330,21 @@ impl DedupeProcessor {
             store::private_dir(dir)
                 .map_err(|e| CreateError::Other(format!("cannot create {}: {e}", dir.display())))?;
         }
+        let key_states = match &config.storage {
+            None => None,
+            Some(id) => match next.key_states() {
+                Some(ks) if ks.owner().to_string() == *id => Some(ks),
+                found => {
+                    let found = match found {
+                        Some(ks) => format!("the store of exporter {:?}", ks.owner().to_string()),
+                        None => "no store (another processor, several exporters, or an exporter that keeps no key states)".into(),
+                    };
+                    return Err(CreateError::InvalidConfig(format!(
+                        "storage: {id:?} needs the sqlite exporter {id:?} directly after this processor, as the pipeline's only exporter (dedupe reads its key states from that store, which must have committed what it was sent before it answers); found {found}"
+                    )));
+                }
+            },
+        };
         let claim = Claim::take(&state_path).map_err(CreateError::InvalidConfig)?;
         let window = config.settle_window.get();
         let store = Store::open(&state_path, config.decisions_kept)
@@ -340,6 +357,7 @@ impl DedupeProcessor {
                 precedence: config.precedence.clone(),
                 cache_keys: config.cache_keys.max(1),
                 cache_bytes: config.cache_bytes.max(1),
+                key_states,
             },
         )
         .map_err(|e| CreateError::Other(e.to_string()))?;

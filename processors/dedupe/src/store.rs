@@ -34,7 +34,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::filter::KeyFilter;
+use agentcol_component::filter::KeyFilter;
 
 /// Schema version written to `PRAGMA user_version`. 1: `keys` by text with the state as JSON
 /// (migrated on open); 2: `keys` by hashed row id with a binary state, `keys_overflow`.
@@ -119,6 +119,9 @@ pub enum StateError {
         /// What is wrong.
         reason: String,
     },
+    /// The store that holds the key states (`storage`) could not read one.
+    #[error("key states: {0}")]
+    Storage(#[from] agentcol_component::KeyStatesError),
 }
 
 /// What a decision was about an observation or an emission.

@@ -1,11 +1,14 @@
-//! A Bloom filter over the row ids of the state file's keys, so that a key the file cannot hold
+//! A Bloom filter over 64-bit ids of keys a database holds, so that a key it cannot hold
 //! (every new key) is not looked up there.
 //!
+//! Used by the `dedupe` processor (ids of its state file's keys) and by the `sqlite` exporter
+//! (ids of the event keys it stores, which a `dedupe` with `storage` reads its state from).
+//!
 //! It never answers "absent" for an id that was inserted, and ids are only ever inserted (a
-//! deleted key stays "maybe present", which is merely a wasted lookup). The store builds it when
-//! it opens the file, from every id in `keys` and the ids of the texts in `keys_overflow`, and
-//! inserts the id of every new key before the transaction that writes it. So across restarts
-//! and failed commits a key with a row is always "maybe present".
+//! deleted key stays "maybe present", which is merely a wasted lookup). Its owner builds it when
+//! it opens its file, from every id there, and inserts the id of every new key before the
+//! transaction that writes it. So across restarts and failed commits a key with a row is always
+//! "maybe present".
 //!
 //! Size: 16 bits per key of capacity, 4 probes (≈0.25 % false positives when full). The
 //! capacity is doubled (and the filter rebuilt from the file) when the inserted ids reach it,
@@ -20,10 +23,11 @@ const PROBES: u32 = 4;
 /// The smallest filter: 64 K keys, 128 KiB.
 const MIN_BITS: u64 = 1 << 20;
 /// The largest filter: 32 MiB.
-pub(crate) const MAX_BITS: u64 = 1 << 28;
+pub const MAX_BITS: u64 = 1 << 28;
 
-#[derive(Debug)]
-pub(crate) struct KeyFilter {
+/// The filter (see the module docs).
+#[derive(Debug, Clone)]
+pub struct KeyFilter {
     words: Vec<u64>,
     /// `bits - 1` (`bits` is a power of two).
     mask: u64,
@@ -31,8 +35,8 @@ pub(crate) struct KeyFilter {
     inserted: u64,
 }
 
-/// splitmix64's finaliser: the id's low half is a hash of the key, its high half a hash of the
-/// session (shared by all of the session's keys), so both are mixed before probing.
+/// splitmix64's finaliser: ids need not be uniform (`dedupe`'s have a hash of the session in
+/// their high half, shared by all of the session's keys), so they are mixed before probing.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -60,6 +64,7 @@ impl KeyFilter {
         std::array::from_fn(|i| h1.wrapping_add((i as u64).wrapping_mul(h2)) & self.mask)
     }
 
+    /// Adds `id`.
     pub fn insert(&mut self, id: i64) {
         for b in self.probes(id) {
             self.words[(b / 64) as usize] |= 1 << (b % 64);
