@@ -23,9 +23,14 @@ source bench/lib.sh
 bench_loadgen
 bench_workdir
 
-stage() { # CALLGRIND_OUT SYMBOL → inclusive instructions of the first function matching SYMBOL
-  callgrind_annotate --inclusive=yes "$1" 2>/dev/null | grep -v inlined | grep -m1 -F "$2" \
-    | awk '{gsub(",", "", $1); print $1}'
+stage() { # CALLGRIND_OUT SYMBOL... → inclusive instructions of the first function matching a SYMBOL
+  local out=$1 sym n
+  shift
+  for sym in "$@"; do
+    n=$(callgrind_annotate --inclusive=yes "$out" 2>/dev/null | grep -v inlined | grep -m1 -F "$sym" \
+      | awk '{gsub(",", "", $1); print $1}')
+    if [ -n "$n" ]; then echo "$n"; return; fi
+  done
 }
 
 echo "# $(date -u +%FT%TZ) · callgrind · $secs s of one sender"
@@ -56,6 +61,6 @@ for spec in "$@"; do
     "$(per_request "$(stage "$out" 'agent::normalize_logs')")" \
     "$(per_request "$(stage "$out" 'engine::Engine::ingest')")" \
     "$(per_request "$(stage "$out" 'engine::Engine::commit')")" \
-    "$(per_request "$(stage "$out" 'store::Store::apply_owned')")"
+    "$(per_request "$(stage "$out" 'store::Store::apply_batch' 'store::Store::apply_owned')")"
   if [ -n "${CALLGRIND_KEEP:-}" ]; then mkdir -p "$CALLGRIND_KEEP"; cp "$out" "$CALLGRIND_KEEP/cg-$i.out"; fi
 done

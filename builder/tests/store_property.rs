@@ -2,8 +2,9 @@
 //! the otlp receiver's code), in **any** permutation, with **any** duplication, cut into any
 //! batches and with the pipeline restarted at any point, go through the real `dedupe` processor
 //! (settle window 0, state on disk: in its own state file, or read from the store with
-//! `storage`) into the real SQLite store and leave every table with the same content as one
-//! ordered delivery through a `dedupe` with its own state file.
+//! `storage`, its emissions sent as OTLP or as records) into the real SQLite store and leave
+//! every table with the same content as one ordered delivery through a `dedupe` with its own
+//! state file.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,8 +15,8 @@ use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportL
 use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use agentcol_component::{
-    async_trait, ComponentId, ComponentKind, ConsumeError, Consumer, Host, KeyStates,
-    KeyStatesError, Logs, StoredKey,
+    async_trait, AgentInput, AgentLogs, ComponentId, ComponentKind, ConsumeError, Consumer, Host,
+    KeyStates, KeyStatesError, Logs, StoredKey,
 };
 use agentcol_exporter_sqlite::{Store, StoreOptions};
 use agentcol_processor_dedupe::{DedupeConfig, DedupeProcessor};
@@ -79,8 +80,12 @@ fn merge(batch: &[Logs]) -> Logs {
 }
 
 /// The store as the downstream of dedupe: one transaction per request, answered after commit;
-/// its rows offered as key states (as the `sqlite` exporter's input offers them).
-struct StoreSink(Arc<Mutex<Store>>);
+/// its rows offered as key states (as the `sqlite` exporter's input offers them), and, when
+/// `records`, its input for records.
+struct StoreSink {
+    store: Arc<Mutex<Store>>,
+    records: bool,
+}
 
 #[derive(Debug)]
 struct StoreStates(Arc<Mutex<Store>>, ComponentId);
@@ -100,14 +105,34 @@ impl KeyStates for StoreStates {
 }
 
 #[async_trait]
+impl AgentInput for StoreStates {
+    fn owner(&self) -> &ComponentId {
+        &self.1
+    }
+
+    async fn consume_agent(&self, batch: AgentLogs) -> Result<(), ConsumeError> {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.apply_records(batch)
+            .map(|_| ())
+            .map_err(|e| ConsumeError::permanent(e.to_string()))
+    }
+}
+
+#[async_trait]
 impl Consumer<Logs> for StoreSink {
     fn key_states(&self) -> Option<Arc<dyn KeyStates>> {
         let id = "sqlite".parse().expect("id");
-        Some(Arc::new(StoreStates(self.0.clone(), id)))
+        Some(Arc::new(StoreStates(self.store.clone(), id)))
+    }
+
+    fn agent_input(&self) -> Option<Arc<dyn AgentInput>> {
+        let id = "sqlite".parse().expect("id");
+        self.records
+            .then(|| Arc::new(StoreStates(self.store.clone(), id)) as Arc<dyn AgentInput>)
     }
 
     async fn consume(&self, data: Logs) -> Result<(), ConsumeError> {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.store.lock().unwrap_or_else(|p| p.into_inner());
         s.apply(&data)
             .map(|_| ())
             .map_err(|e| ConsumeError::permanent(e.to_string()))
@@ -116,12 +141,13 @@ impl Consumer<Logs> for StoreSink {
 
 /// Delivers `batches` through dedupe into a fresh store under `root`, restarting both after
 /// the batch numbered `restart_after` (if any), and dumps the store. `storage`: dedupe reads
-/// its key states from the store.
+/// its key states from the store; `records`: and sends its emissions to it as records.
 async fn deliver(
     root: &Path,
     batches: &[Vec<Logs>],
     restart_after: Option<usize>,
     storage: bool,
+    records: bool,
 ) -> String {
     let db = root.join("agentcol.db");
     let config = DedupeConfig {
@@ -130,7 +156,10 @@ async fn deliver(
     };
     let start = || {
         let store = Store::open(&db, StoreOptions::default()).expect("open store");
-        let sink: Arc<dyn Consumer<Logs>> = Arc::new(StoreSink(Arc::new(Mutex::new(store))));
+        let sink: Arc<dyn Consumer<Logs>> = Arc::new(StoreSink {
+            store: Arc::new(Mutex::new(store)),
+            records,
+        });
         let host = Host::for_test(ComponentKind::Processor, "dedupe/store", root);
         DedupeProcessor::new(&host, "logs", &config, sink).expect("dedupe")
     };
@@ -192,7 +221,8 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// One case: the permutation `order`, then the duplicates `dups`, cut at `cuts`, restarted
-/// after batch `restart`, dedupe's key states in the store when `storage`.
+/// after batch `restart`, dedupe's key states in the store when `storage` (and its emissions
+/// sent as records when `records` too).
 fn check(
     agent: &str,
     order: &[usize],
@@ -200,12 +230,19 @@ fn check(
     cuts: &[usize],
     restart: Option<usize>,
     storage: bool,
+    records: bool,
 ) {
     let obs = observations(agent);
     let rt = runtime();
     let reference = {
         let dir = tempfile::tempdir().expect("tempdir");
-        rt.block_on(deliver(dir.path(), std::slice::from_ref(&obs), None, false))
+        rt.block_on(deliver(
+            dir.path(),
+            std::slice::from_ref(&obs),
+            None,
+            false,
+            false,
+        ))
     };
     assert!(reference.contains("user_prompt"), "{reference}");
     let mut seq: Vec<Logs> = order.iter().map(|i| obs[*i % obs.len()].clone()).collect();
@@ -225,10 +262,10 @@ fn check(
     }
     let restart = restart.map(|r| r % batches.len().max(1));
     let dir = tempfile::tempdir().expect("tempdir");
-    let got = rt.block_on(deliver(dir.path(), &batches, restart, storage));
+    let got = rt.block_on(deliver(dir.path(), &batches, restart, storage, records));
     assert!(
         got == reference,
-        "{agent} (storage: {storage}): the store differs from one ordered delivery"
+        "{agent} (storage: {storage}, records: {records}): the store differs from one ordered delivery"
     );
 }
 
@@ -237,7 +274,7 @@ fn permutation(n: usize) -> impl Strategy<Value = Vec<usize>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn codex_any_order_duplication_batching_restart_gives_identical_store(
@@ -246,8 +283,9 @@ proptest! {
         cuts in proptest::collection::vec(1..40usize, 0..8),
         restart in proptest::option::of(0..8usize),
         storage in any::<bool>(),
+        records in any::<bool>(),
     ) {
-        check("codex", &order, &dups, &cuts, restart, storage);
+        check("codex", &order, &dups, &cuts, restart, storage, records);
     }
 
     #[test]
@@ -257,7 +295,8 @@ proptest! {
         cuts in proptest::collection::vec(1..40usize, 0..8),
         restart in proptest::option::of(0..8usize),
         storage in any::<bool>(),
+        records in any::<bool>(),
     ) {
-        check("claude", &order, &dups, &cuts, restart, storage);
+        check("claude", &order, &dups, &cuts, restart, storage, records);
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::data::{Logs, Metrics, Signal, SignalData, Traces};
-use crate::key_states::KeyStates;
+use crate::key_states::{AgentInput, KeyStates};
 
 /// Why data was not accepted downstream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,6 +153,12 @@ pub trait Consumer<T: SignalData>: Send + Sync {
     fn key_states(&self) -> Option<Arc<dyn KeyStates>> {
         None
     }
+
+    /// The store's input for agent records, offered by the same consumers as
+    /// [`Self::key_states`] ([`crate::key_states::AgentInput`]).
+    fn agent_input(&self) -> Option<Arc<dyn AgentInput>> {
+        None
+    }
 }
 
 /// A consumer of any one signal: what a processor is given as its `next`, and returns.
@@ -282,6 +288,13 @@ impl<T: SignalData> Consumer<T> for Fanout<T> {
     fn key_states(&self) -> Option<Arc<dyn KeyStates>> {
         match self.branches.as_slice() {
             [only] => only.key_states(),
+            _ => None,
+        }
+    }
+
+    fn agent_input(&self) -> Option<Arc<dyn AgentInput>> {
+        match self.branches.as_slice() {
+            [only] => only.agent_input(),
             _ => None,
         }
     }

@@ -17,7 +17,8 @@
 //!   status reporter, the collector-wide shutdown signal and internal telemetry.
 //! * [`config`]: helpers shared by component configs (durations, secrets, config errors).
 //! * [`key_states`]: the state a store holds per agent-event key, which a `dedupe` in front of
-//!   it can read instead of keeping its own copy; [`filter`]: the Bloom filter of held keys.
+//!   it can read instead of keeping its own copy, and the store's input for records as `dedupe`
+//!   emits them; [`filter`]: the Bloom filter of held keys.
 //! * [`telemetry`]: the standard internal metric families (otelcol-style names, `agentcol_` prefix).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -50,7 +51,7 @@ pub use factory::{
 };
 pub use host::Host;
 pub use id::{ComponentId, ComponentKind, IdError, PipelineId};
-pub use key_states::{KeyStates, KeyStatesError, StoredKey};
+pub use key_states::{AgentInput, AgentLogs, KeyStates, KeyStatesError, KeyedRecord, StoredKey};
 pub use lifecycle::{Component, ComponentError};
 pub use status::{ComponentStatus, ServiceState, StatusBoard, StatusReporter};
 pub use telemetry::Telemetry;

@@ -30,6 +30,9 @@ use super::{attr, EventKey, KeyError, Source};
 /// `event.name` (the OpenTelemetry event-name attribute).
 pub const EVENT_NAME: &str = "event.name";
 
+/// How an archive form starts: its key, as a JSON string.
+const KEY_HEAD: &str = "{\"key\":\"";
+
 /// A canonical agent event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentRecord {
@@ -232,13 +235,56 @@ impl AgentRecord {
         );
         self.write_observation_fields(&mut out, key_text);
         let archive_len = out.len() + 1;
+        self.write_merged_fields(&mut out);
+        (out, archive_len)
+    }
+
+    /// [`Self::to_json_parts_keyed`] of a record made of one observation, from that
+    /// observation's archive form (`observation`, as [`Self::observation_json_keyed`] wrote it,
+    /// under the key it came with: this record's or a provisional one it was re-keyed from):
+    /// everything after the key is copied instead of written again. `None` when the text does
+    /// not start with a plainly written key (the caller then writes the record). The caller
+    /// vouches that the rest is this record's; debug builds check it.
+    pub fn to_json_parts_from_observation(
+        &self,
+        key_text: &str,
+        observation: &str,
+    ) -> Option<(String, usize)> {
+        debug_assert_eq!(key_text, self.key.to_string());
+        let rest = observation.strip_prefix(KEY_HEAD)?;
+        let end = memchr::memchr(b'"', rest.as_bytes())?;
+        if rest.as_bytes()[..end].contains(&b'\\') {
+            return None;
+        }
+        let tail = rest.get(end + 1..)?.strip_suffix('}')?;
+        let mut out = String::with_capacity(
+            observation.len()
+                + key_text.len()
+                + 64
+                + self.observations.iter().map(|o| o.len() + 8).sum::<usize>(),
+        );
+        out.push_str("{\"key\":");
+        json::string(&mut out, key_text);
+        out.push_str(tail);
+        let archive_len = out.len() + 1;
+        self.write_merged_fields(&mut out);
+        debug_assert_eq!(
+            (out.clone(), archive_len),
+            self.to_json_parts_keyed(key_text),
+            "an observation that is not the record's"
+        );
+        Some((out, archive_len))
+    }
+
+    /// The merged-only fields, each after a comma, and the closing brace.
+    fn write_merged_fields(&self, out: &mut String) {
         if !self.sources.is_empty() {
             out.push_str(",\"sources\":[");
             for (i, s) in self.sources.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                json::string(&mut out, s.as_str());
+                json::string(out, s.as_str());
             }
             out.push(']');
         }
@@ -252,15 +298,15 @@ impl AgentRecord {
                 if i > 0 {
                     out.push(',');
                 }
-                json::string(&mut out, f);
+                json::string(out, f);
                 out.push(':');
-                json::string(&mut out, s.as_str());
+                json::string(out, s.as_str());
             }
             out.push('}');
         }
         if let Some(k) = &self.superseded_by {
             out.push_str(",\"superseded_by\":");
-            json::string(&mut out, &k.to_string());
+            json::string(out, &k.to_string());
         }
         if !self.observations.is_empty() {
             out.push_str(",\"observations\":[");
@@ -268,12 +314,11 @@ impl AgentRecord {
                 if i > 0 {
                     out.push(',');
                 }
-                json::string(&mut out, o);
+                json::string(out, o);
             }
             out.push(']');
         }
         out.push('}');
-        (out, archive_len)
     }
 
     /// [`Self::to_json_keyed`] computing the key's text.

@@ -37,10 +37,10 @@ use std::sync::{Arc, Mutex};
 use agentcol_component::agent::EventKey;
 use agentcol_component::telemetry::{CounterFamily, ExporterTelemetry, Labels};
 use agentcol_component::{
-    async_trait, erase_exporter, module_name, AnyExporterFactory, Component, ComponentError,
-    ComponentId, ConsumeError, Consumer, Consumers, CreateError, ExporterFactory, ExporterInstance,
-    Host, KeyStates, KeyStatesError, Logs, Signal, SignalSet, SignalStability, Stability,
-    StatusReporter, StoredKey,
+    async_trait, erase_exporter, module_name, AgentInput, AgentLogs, AnyExporterFactory, Component,
+    ComponentError, ComponentId, ConsumeError, Consumer, Consumers, CreateError, ExporterFactory,
+    ExporterInstance, Host, KeyStates, KeyStatesError, Logs, Signal, SignalSet, SignalStability,
+    Stability, StatusReporter, StoredKey,
 };
 
 pub mod config;
@@ -190,41 +190,29 @@ struct Shared {
     status: StatusReporter,
 }
 
+/// What one write holds: OTLP, or records from the `dedupe` in front ([`AgentInput`]).
+enum Batch {
+    Logs(Logs),
+    Records(AgentLogs),
+}
+
 impl Shared {
-    fn write(&self, logs: Logs) -> Result<WriteStats, StoreError> {
+    fn write(&self, batch: Batch) -> Result<WriteStats, StoreError> {
         let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let store = guard.as_mut().ok_or(StoreError::NotOpen)?;
-        store.apply_owned(logs)
-    }
-}
-
-struct SqliteLogs {
-    shared: Arc<Shared>,
-}
-
-fn count(logs: &Logs) -> usize {
-    logs.resource_logs
-        .iter()
-        .flat_map(|r| &r.scope_logs)
-        .map(|s| s.log_records.len())
-        .sum()
-}
-
-#[async_trait]
-impl Consumer<Logs> for SqliteLogs {
-    fn key_states(&self) -> Option<Arc<dyn KeyStates>> {
-        Some(Arc::new(StoreKeyStates {
-            shared: self.shared.clone(),
-        }))
+        match batch {
+            Batch::Logs(logs) => store.apply_owned(logs),
+            Batch::Records(records) => store.apply_records(records),
+        }
     }
 
-    async fn consume(&self, data: Logs) -> Result<(), ConsumeError> {
-        let n = count(&data);
-        let shared = self.shared.clone();
+    /// Writes `batch` (`n` items) off the async workers and reports the outcome.
+    async fn write_reported(self: &Arc<Self>, batch: Batch, n: usize) -> Result<(), ConsumeError> {
+        let shared = self.clone();
         // SQLite calls block: run them off the async workers. If this future is dropped the
         // write still completes (and the sender, having seen no answer, retries: at least once).
-        let result = tokio::task::spawn_blocking(move || shared.write(data)).await;
-        let sh = &self.shared;
+        let result = tokio::task::spawn_blocking(move || shared.write(batch)).await;
+        let sh = self;
         match result {
             Ok(Ok(stats)) => {
                 sh.metrics.record(&stats);
@@ -254,20 +242,65 @@ impl Consumer<Logs> for SqliteLogs {
     }
 }
 
-/// The store's rows as key states, for a `dedupe` with `storage` set to this exporter: read
-/// through the writer connection, under the same lock as the writes, so a read sees every
-/// committed batch and never a half-written one.
-struct StoreKeyStates {
+struct SqliteLogs {
     shared: Arc<Shared>,
 }
 
-impl fmt::Debug for StoreKeyStates {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoreKeyStates({})", self.shared.path.display())
+fn count(logs: &Logs) -> usize {
+    logs.resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum()
+}
+
+#[async_trait]
+impl Consumer<Logs> for SqliteLogs {
+    fn key_states(&self) -> Option<Arc<dyn KeyStates>> {
+        Some(Arc::new(StoreLink {
+            shared: self.shared.clone(),
+        }))
+    }
+
+    fn agent_input(&self) -> Option<Arc<dyn AgentInput>> {
+        Some(Arc::new(StoreLink {
+            shared: self.shared.clone(),
+        }))
+    }
+
+    async fn consume(&self, data: Logs) -> Result<(), ConsumeError> {
+        let n = count(&data);
+        self.shared.write_reported(Batch::Logs(data), n).await
     }
 }
 
-impl KeyStates for StoreKeyStates {
+#[async_trait]
+impl AgentInput for StoreLink {
+    fn owner(&self) -> &ComponentId {
+        &self.shared.id
+    }
+
+    async fn consume_agent(&self, batch: AgentLogs) -> Result<(), ConsumeError> {
+        let n = batch.item_count();
+        self.shared.write_reported(Batch::Records(batch), n).await
+    }
+}
+
+/// The store's rows as key states, for a `dedupe` with `storage` set to this exporter: read
+/// through the writer connection, under the same lock as the writes, so a read sees every
+/// committed batch and never a half-written one. The same handle is the store's input for
+/// that `dedupe`'s emissions as records.
+struct StoreLink {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for StoreLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreLink({})", self.shared.path.display())
+    }
+}
+
+impl KeyStates for StoreLink {
     fn owner(&self) -> &ComponentId {
         &self.shared.id
     }

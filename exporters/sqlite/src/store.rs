@@ -36,7 +36,7 @@ use agentcol_component::filter::KeyFilter;
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
     LogRecord, ResourceLogs, ScopeLogs,
 };
-use agentcol_component::{Logs, StoredKey};
+use agentcol_component::{AgentLogs, KeyedRecord, Logs, StoredKey};
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -220,7 +220,22 @@ impl Store {
 
     /// [`Self::apply`] of a batch the caller is done with: the records' strings are moved
     /// into the stored rows instead of copied.
-    pub fn apply_owned(&mut self, mut logs: Logs) -> Result<WriteStats, StoreError> {
+    pub fn apply_owned(&mut self, logs: Logs) -> Result<WriteStats, StoreError> {
+        self.apply_batch(Vec::new(), logs)
+    }
+
+    /// [`Self::apply_owned`] of a batch whose agent records are already decoded
+    /// ([`agentcol_component::AgentInput`]): its records first, in order, then its log
+    /// records. The same records as OTLP would be stored the same way.
+    pub fn apply_records(&mut self, batch: AgentLogs) -> Result<WriteStats, StoreError> {
+        self.apply_batch(batch.records, batch.logs)
+    }
+
+    fn apply_batch(
+        &mut self,
+        records: Vec<KeyedRecord>,
+        mut logs: Logs,
+    ) -> Result<WriteStats, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -234,6 +249,15 @@ impl Store {
             // transaction, a key with a row is never "absent".
             known: self.known.as_mut(),
         };
+        for KeyedRecord {
+            record,
+            key,
+            archive,
+        } in records
+        {
+            w.stats.records += 1;
+            w.agent(record, None, Some((key, archive)))?;
+        }
         for rl in &mut logs.resource_logs {
             for mut sl in std::mem::take(&mut rl.scope_logs) {
                 for mut r in std::mem::take(&mut sl.log_records) {
@@ -412,7 +436,7 @@ impl Writer<'_> {
         r: &mut LogRecord,
     ) -> Result<(), StoreError> {
         match AgentRecord::take_from_log_record(r, |rec| rec.superseded_by.is_none()) {
-            Ok(rec) => self.agent(rec, r),
+            Ok(rec) => self.agent(rec, Some(r), None),
             Err(RecordError::NotAgent) => {
                 if self.options.keep_other_logs {
                     self.other_log(rl, sl, r)
@@ -425,7 +449,15 @@ impl Writer<'_> {
         }
     }
 
-    fn agent(&mut self, mut rec: AgentRecord, r: &LogRecord) -> Result<(), StoreError> {
+    /// Stores an agent record: `r` is the log record it was read from (`None`: it came as a
+    /// record, with its key's text and which attachment is its archive form,
+    /// [`KeyedRecord`]).
+    fn agent(
+        &mut self,
+        mut rec: AgentRecord,
+        r: Option<&LogRecord>,
+        keyed: Option<(String, Option<usize>)>,
+    ) -> Result<(), StoreError> {
         let attached = std::mem::take(&mut rec.observations);
         if let Some(host) = &rec.superseded_by {
             self.archive_unless_implied(&attached, &host.clone())?;
@@ -443,15 +475,21 @@ impl Writer<'_> {
         }
         if let Some(new_key) = rec.superseded_by.take() {
             if new_key == rec.key {
-                return self.raw(
-                    r,
-                    "bad agent.event.superseded_by: the record supersedes itself",
-                );
+                const REASON: &str = "bad agent.event.superseded_by: the record supersedes itself";
+                return match r {
+                    Some(r) => self.raw(r, REASON),
+                    None => {
+                        // Its OTLP form, as it would have come.
+                        rec.superseded_by = Some(new_key);
+                        rec.observations = attached;
+                        self.raw(&rec.into_log_record(), REASON)
+                    }
+                };
             }
             return self.tombstone(&rec.key, &new_key);
         }
         if rec.revision.is_some() {
-            self.merged(rec, &attached)
+            self.merged(rec, keyed, &attached)
         } else {
             let json = rec.observation_json();
             let d = digest(&json);
@@ -698,8 +736,14 @@ impl Writer<'_> {
     /// the archive (`observations` ∪ implied rows, the `archive` view) is the same set of
     /// observations whatever the order; the representation is canonical too (an observation
     /// is implied iff the winning row implies it).
-    fn merged(&mut self, rec: AgentRecord, attached: &[String]) -> Result<(), StoreError> {
-        let key = rec.key.to_string();
+    fn merged(
+        &mut self,
+        rec: AgentRecord,
+        keyed: Option<(String, Option<usize>)>,
+        attached: &[String],
+    ) -> Result<(), StoreError> {
+        let (key, archive) = keyed.unwrap_or_else(|| (rec.key.to_string(), None));
+        debug_assert_eq!(key, rec.key.to_string());
         if let Some(turn) = self.resolved_turn(&rec.key)? {
             // `dedupe` has re-keyed (or will re-key) this provisional event; the row of the
             // real key may imply an observation of this one.
@@ -708,7 +752,14 @@ impl Writer<'_> {
             self.stats.skip(skip::SUPERSEDED);
             return Ok(());
         }
-        let parts = record_json_parts(&rec, &key);
+        // The record's text, copied from its one observation when the sender says which.
+        let parts = match archive
+            .and_then(|i| attached.get(i))
+            .and_then(|o| rec.to_json_parts_from_observation(&key, o))
+        {
+            Some((json, obs_len)) => RecordJson { json, obs_len },
+            None => record_json_parts(&rec, &key),
+        };
         let rev = ns(rec.revision.unwrap_or(0));
         // `sources_text(&rec)` is the source's name (no source name has a comma).
         let single_source = rec.sources.is_empty()

@@ -18,7 +18,7 @@ use agentcol_component::opentelemetry_proto::tonic::common::v1::InstrumentationS
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
     LogRecord, ResourceLogs, ScopeLogs,
 };
-use agentcol_component::{KeyStates, Logs};
+use agentcol_component::{KeyStates, KeyedRecord, Logs};
 use prost::Message;
 
 use crate::cache::Lru;
@@ -59,6 +59,9 @@ pub(crate) struct Settings {
     pub cache_bytes: usize,
     /// Where key states are read from (`storage`); `None`: the state file's `keys`.
     pub key_states: Option<Arc<dyn KeyStates>>,
+    /// Whether emissions go out as records ([`Prepared::records`]) when a batch allows: the
+    /// store after this processor takes them as they are ([`agentcol_component::AgentInput`]).
+    pub records_out: bool,
 }
 
 /// A cached key (by its row id): its state in the stored binary form (a fraction of the
@@ -153,6 +156,8 @@ struct Emission {
     slot: Option<usize>,
     origin: Option<i64>,
     records: Vec<LogRecord>,
+    /// The same as records, when the batch goes out as records.
+    keyed: Vec<KeyedRecord>,
 }
 
 /// A batch being staged. Dropping it discards every change.
@@ -181,6 +186,9 @@ pub(crate) struct Batch {
     counts: Counts,
     /// Whether a pending mark was set or cleared (the pending summary must be refreshed).
     touched_pending: bool,
+    /// Whether an agent record passed through (merged upstream, or a tombstone): the batch
+    /// then goes out as OTLP, where its order relative to the emissions is kept.
+    passed_agent: bool,
 }
 
 impl Batch {
@@ -211,6 +219,9 @@ struct Declared {
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub output: Logs,
+    /// The emissions as records, when they go out that way ([`Settings::records_out`]): to
+    /// be sent with `output` (which then holds only what passed through), before it.
+    pub records: Vec<KeyedRecord>,
     pub batch: Batch,
 }
 
@@ -788,7 +799,10 @@ impl Engine {
                         }
                         // Already merged (another dedupe upstream) or a tombstone: not an
                         // observation, passed through untouched.
-                        Ok(r) if r.revision.is_some() || r.superseded_by.is_some() => Slot::Pass,
+                        Ok(r) if r.revision.is_some() || r.superseded_by.is_some() => {
+                            b.passed_agent = true;
+                            Slot::Pass
+                        }
                         Ok(r) => {
                             let o = match origin {
                                 Some(o) => o,
@@ -817,14 +831,21 @@ impl Engine {
         for (r, slot, o) in observations {
             self.observe(&mut b, r, slot, o)?;
         }
+        let keyed = self.settings.records_out && self.settings.window_ms == 0 && !b.passed_agent;
         if self.settings.window_ms == 0 {
-            self.plan(&mut b, false);
+            self.plan(&mut b, false, keyed);
         } else {
             self.mark_pending(&mut b, now_ms);
         }
-        self.assemble(&mut logs, &slots, &mut b);
+        let records = if keyed {
+            self.assemble_keyed(&mut logs, &slots, &mut b)
+        } else {
+            self.assemble(&mut logs, &slots, &mut b);
+            Vec::new()
+        };
         Ok(Prepared {
             output: logs,
+            records,
             batch: b,
         })
     }
@@ -864,8 +885,9 @@ impl Engine {
     }
 
     /// Plans the emission of every touched key that owes one. `flush`: the keys are pending
-    /// ones taken by the flush task; those owing nothing have their mark cleared.
-    fn plan(&mut self, b: &mut Batch, flush: bool) {
+    /// ones taken by the flush task; those owing nothing have their mark cleared. `keyed`: as
+    /// records ([`Emission::keyed`]), not log records.
+    fn plan(&mut self, b: &mut Batch, flush: bool, keyed: bool) {
         let attach = self.settings.attach;
         let precedence = &self.settings.precedence;
         for key in &b.order {
@@ -894,7 +916,13 @@ impl Engine {
                 }
                 continue;
             }
-            let mut records = Vec::with_capacity(1 + st.supersedes.len());
+            let mut records = Vec::new();
+            let mut keyed_records = Vec::new();
+            if keyed {
+                keyed_records.reserve(1 + st.supersedes.len());
+            } else {
+                records.reserve(1 + st.supersedes.len());
+            }
             let new_revision = st.has_new_revision();
             let mut source = None;
             if new_revision {
@@ -919,10 +947,41 @@ impl Engine {
                 if attach {
                     r.observations = std::mem::take(&mut st.unsent);
                 }
-                records.push(r.into_log_record_keyed(String::from(&*s.text)));
+                // A first emission of one observation is that observation (its text under the
+                // key it came with).
+                let archive = (fast && r.observations.len() == 1).then_some(0);
+                let text = String::from(&*s.text);
+                if keyed {
+                    #[cfg(debug_assertions)]
+                    debug_assert_eq!(
+                        AgentRecord::from_log_record(
+                            &r.clone().into_log_record_keyed(text.clone())
+                        )
+                        .as_ref(),
+                        Ok(&r),
+                        "the record the store would read back"
+                    );
+                    keyed_records.push(KeyedRecord {
+                        record: r,
+                        key: text,
+                        archive,
+                    });
+                } else {
+                    records.push(r.into_log_record_keyed(text));
+                }
             }
             for t in &st.supersedes {
-                records.push(tombstone(t, key).into_log_record());
+                let r = tombstone(t, key);
+                if keyed {
+                    let text = r.key.to_string();
+                    keyed_records.push(KeyedRecord {
+                        record: r,
+                        key: text,
+                        archive: None,
+                    });
+                } else {
+                    records.push(r.into_log_record());
+                }
             }
             b.emissions.push(Emission {
                 key: key.clone(),
@@ -931,6 +990,7 @@ impl Engine {
                 slot: s.slot,
                 origin: st.origin,
                 records,
+                keyed: keyed_records,
             });
         }
     }
@@ -986,6 +1046,62 @@ impl Engine {
         }
     }
 
+    /// [`Self::assemble`] for emissions as records: the records in the order `assemble` would
+    /// place their log records (each at its key's first observation, the rest after, by
+    /// origin), and `logs` keeps only what passed through.
+    fn assemble_keyed(
+        &mut self,
+        logs: &mut Logs,
+        slots: &[Slot],
+        b: &mut Batch,
+    ) -> Vec<KeyedRecord> {
+        let mut at: HashMap<usize, Vec<KeyedRecord>> = HashMap::default();
+        let mut loose: Vec<(Option<i64>, Vec<KeyedRecord>)> = Vec::new();
+        let mut n = 0;
+        for e in &mut b.emissions {
+            let records = std::mem::take(&mut e.keyed);
+            if records.is_empty() {
+                continue;
+            }
+            n += records.len();
+            match e.slot {
+                Some(s) => at.entry(s).or_default().extend(records),
+                None => match loose.iter_mut().find(|(o, _)| *o == e.origin) {
+                    Some((_, v)) => v.extend(records),
+                    None => loose.push((e.origin, records)),
+                },
+            }
+        }
+        let mut out = Vec::with_capacity(n);
+        for (slot, kind) in slots.iter().enumerate() {
+            if *kind == Slot::Obs {
+                if let Some(e) = at.remove(&slot) {
+                    out.extend(e);
+                }
+            }
+        }
+        for (_, records) in loose {
+            out.extend(records);
+        }
+        let mut slot = 0usize;
+        for rl in &mut logs.resource_logs {
+            for sl in &mut rl.scope_logs {
+                let records = std::mem::take(&mut sl.log_records);
+                let mut kept = Vec::new();
+                for rec in records {
+                    if slots.get(slot) != Some(&Slot::Obs) {
+                        kept.push(rec);
+                    }
+                    slot += 1;
+                }
+                sl.log_records = kept;
+            }
+            rl.scope_logs.retain(|s| !s.log_records.is_empty());
+        }
+        logs.resource_logs.retain(|r| !r.scope_logs.is_empty());
+        out
+    }
+
     /// Takes up to `limit` pending keys that are due (all pending keys when `all`), and plans
     /// their emission. `None` when nothing is due.
     pub fn take_due(
@@ -1023,10 +1139,14 @@ impl Engine {
                 self.store.clear_pending(&text)?;
             }
         }
-        self.plan(&mut b, true);
+        self.plan(&mut b, true, false);
         let mut output = Logs::default();
         self.assemble(&mut output, &[], &mut b);
-        Ok(Some(Prepared { output, batch: b }))
+        Ok(Some(Prepared {
+            output,
+            records: Vec::new(),
+            batch: b,
+        }))
     }
 
     /// Commits a batch whose output downstream accepted (or that had none): the planned
@@ -1194,6 +1314,7 @@ mod tests {
                 cache_keys,
                 cache_bytes: usize::MAX,
                 key_states: None,
+                records_out: false,
             },
         )
         .unwrap()

@@ -57,9 +57,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use agentcol_component::lifecycle::{Component, ComponentError};
 use agentcol_component::telemetry::ProcessorTelemetry;
 use agentcol_component::{
-    async_trait, erase_processor, module_name, AnyConsumer, AnyProcessorFactory, ComponentId,
-    ComponentStatus, ConsumeError, Consumer, CreateError, Host, Logs, ProcessorFactory,
-    ProcessorInstance, SignalData, SignalStability, Stability, StatusReporter, Telemetry,
+    async_trait, erase_processor, module_name, AgentInput, AgentLogs, AnyConsumer,
+    AnyProcessorFactory, ComponentId, ComponentStatus, ConsumeError, Consumer, CreateError, Host,
+    Logs, ProcessorFactory, ProcessorInstance, SignalData, SignalStability, Stability,
+    StatusReporter, Telemetry,
 };
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, OwnedMutexGuard};
@@ -275,6 +276,8 @@ struct Inner {
     telemetry: ProcessorTelemetry,
     counters: Counters,
     next: Arc<dyn Consumer<Logs>>,
+    /// `next` is a store that takes emissions as records (`storage`, [`AgentInput`]).
+    agent_input: Option<Arc<dyn AgentInput>>,
     engine: Arc<tokio::sync::Mutex<Engine>>,
     window: Duration,
     shutdown_timeout: Duration,
@@ -345,6 +348,11 @@ impl DedupeProcessor {
                 }
             },
         };
+        // The same store takes the emissions as records, when it offers to.
+        let agent_input = key_states.as_ref().and_then(|ks| {
+            next.agent_input()
+                .filter(|input| input.owner() == ks.owner())
+        });
         let claim = Claim::take(&state_path).map_err(CreateError::InvalidConfig)?;
         let window = config.settle_window.get();
         let store = Store::open(&state_path, config.decisions_kept)
@@ -358,6 +366,7 @@ impl DedupeProcessor {
                 cache_keys: config.cache_keys.max(1),
                 cache_bytes: config.cache_bytes.max(1),
                 key_states,
+                records_out: agent_input.is_some(),
             },
         )
         .map_err(|e| CreateError::Other(e.to_string()))?;
@@ -372,6 +381,7 @@ impl DedupeProcessor {
                 telemetry: host.telemetry().processor(host.id(), pipeline),
                 counters: Counters::new(host.telemetry(), host.id()),
                 next,
+                agent_input,
                 engine: Arc::new(tokio::sync::Mutex::new(engine)),
                 window,
                 shutdown_timeout: config.shutdown_timeout.get(),
@@ -427,12 +437,27 @@ impl Inner {
         }
         let now = now_ms();
         let (guard, prepared) = on_engine(guard, move |e| e.ingest(data, now)).await?;
-        let Prepared { output, batch } = prepared.map_err(state_error)?;
-        let out = output.item_count();
+        let Prepared {
+            output,
+            records,
+            batch,
+        } = prepared.map_err(state_error)?;
+        let out = output.item_count() + records.len();
         if out > 0 {
             // With no window this is the emission itself; with one, the pass-through records.
             // Either way the batch is committed only once downstream has them.
-            self.next.consume(output).await?;
+            if records.is_empty() {
+                self.next.consume(output).await?;
+            } else {
+                let batch = AgentLogs {
+                    records,
+                    logs: output,
+                };
+                match &self.agent_input {
+                    Some(input) => input.consume_agent(batch).await?,
+                    None => self.next.consume(batch.into_logs()).await?,
+                }
+            }
             self.telemetry.outgoing(out);
         }
         let (guard, counts) = on_engine(guard, move |e| e.commit(batch, now)).await?;
@@ -456,7 +481,7 @@ impl Inner {
         let now = now_ms();
         let (guard, prepared) =
             on_engine(guard, move |e| e.take_due(now, all, FLUSH_LIMIT)).await?;
-        let Some(Prepared { output, batch }) = prepared.map_err(state_error)? else {
+        let Some(Prepared { output, batch, .. }) = prepared.map_err(state_error)? else {
             self.publish_pending(&guard);
             return Ok(false);
         };
