@@ -2,21 +2,21 @@
 //! the otlp receiver's code), in **any** permutation, with **any** duplication, cut into any
 //! batches and with the pipeline restarted at any point, go through the real `dedupe` processor
 //! (settle window 0, state on disk: in its own state file, or read from the store with
-//! `storage`, its emissions sent as OTLP or as records) into the real SQLite store and leave
-//! every table with the same content as one ordered delivery through a `dedupe` with its own
-//! state file.
+//! `storage`, its observations and emissions sent as OTLP or as records: [`Mode`]) into the
+//! real SQLite store and leave every table with the same content as one ordered delivery
+//! through a `dedupe` with its own state file.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use agentcol_component::agent::EventKey;
+use agentcol_component::agent::{AgentRecord, EventKey};
 use agentcol_component::lifecycle::Component;
 use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use agentcol_component::{
     async_trait, AgentInput, AgentLogs, ComponentId, ComponentKind, ConsumeError, Consumer, Host,
-    KeyStates, KeyStatesError, Logs, StoredKey,
+    KeyStates, KeyStatesError, KeyedRecord, Logs, StoredKey,
 };
 use agentcol_exporter_sqlite::{Store, StoreOptions};
 use agentcol_processor_dedupe::{DedupeConfig, DedupeProcessor};
@@ -139,19 +139,64 @@ impl Consumer<Logs> for StoreSink {
     }
 }
 
+/// How `dedupe` and the store are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `dedupe` keeps its own state file; OTLP in and out.
+    File,
+    /// `storage`: key states read from the store; OTLP in and out.
+    Storage,
+    /// `storage`, emissions handed to the store as records.
+    RecordsOut,
+    /// `storage`, observations handed to `dedupe` as records too (as the `otlp` receiver
+    /// does), emissions as records.
+    RecordsInOut,
+}
+
+fn mode() -> impl Strategy<Value = Mode> {
+    prop_oneof![
+        Just(Mode::File),
+        Just(Mode::Storage),
+        Just(Mode::RecordsOut),
+        Just(Mode::RecordsInOut),
+    ]
+}
+
+/// The request as the `otlp` receiver hands it to an agent-record input: its agent records
+/// as records, the rest as log records.
+fn as_records(mut logs: Logs) -> AgentLogs {
+    let mut records = Vec::new();
+    for rl in &mut logs.resource_logs {
+        for sl in &mut rl.scope_logs {
+            let mut kept = Vec::new();
+            for mut r in std::mem::take(&mut sl.log_records) {
+                match AgentRecord::take_from_log_record(&mut r, |_| true) {
+                    Ok(record) if record.revision.is_none() => records.push(KeyedRecord {
+                        key: record.key.to_string(),
+                        record,
+                        archive: None,
+                    }),
+                    _ => kept.push(r),
+                }
+            }
+            sl.log_records = kept;
+        }
+    }
+    AgentLogs { records, logs }
+}
+
 /// Delivers `batches` through dedupe into a fresh store under `root`, restarting both after
-/// the batch numbered `restart_after` (if any), and dumps the store. `storage`: dedupe reads
-/// its key states from the store; `records`: and sends its emissions to it as records.
+/// the batch numbered `restart_after` (if any), and dumps the store.
 async fn deliver(
     root: &Path,
     batches: &[Vec<Logs>],
     restart_after: Option<usize>,
-    storage: bool,
-    records: bool,
+    mode: Mode,
 ) -> String {
     let db = root.join("agentcol.db");
+    let records = matches!(mode, Mode::RecordsOut | Mode::RecordsInOut);
     let config = DedupeConfig {
-        storage: storage.then(|| "sqlite".to_string()),
+        storage: (mode != Mode::File).then(|| "sqlite".to_string()),
         ..DedupeConfig::default()
     };
     let start = || {
@@ -166,7 +211,16 @@ async fn deliver(
     let mut p = start();
     p.start().await.expect("start");
     for (i, b) in batches.iter().enumerate() {
-        p.consume(merge(b)).await.expect("delivered");
+        if mode == Mode::RecordsInOut {
+            let input = p.agent_input().expect("dedupe takes records");
+            input
+                .consume_agent(as_records(merge(b)))
+                .await
+                .expect("delivered");
+        } else {
+            assert!(records || p.agent_input().is_none(), "{mode:?}");
+            p.consume(merge(b)).await.expect("delivered");
+        }
         if restart_after == Some(i) {
             p.shutdown().await.expect("shutdown");
             drop(p);
@@ -221,16 +275,14 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// One case: the permutation `order`, then the duplicates `dups`, cut at `cuts`, restarted
-/// after batch `restart`, dedupe's key states in the store when `storage` (and its emissions
-/// sent as records when `records` too).
+/// after batch `restart`, `dedupe` and the store connected as `mode` says.
 fn check(
     agent: &str,
     order: &[usize],
     dups: &[usize],
     cuts: &[usize],
     restart: Option<usize>,
-    storage: bool,
-    records: bool,
+    mode: Mode,
 ) {
     let obs = observations(agent);
     let rt = runtime();
@@ -240,8 +292,7 @@ fn check(
             dir.path(),
             std::slice::from_ref(&obs),
             None,
-            false,
-            false,
+            Mode::File,
         ))
     };
     assert!(reference.contains("user_prompt"), "{reference}");
@@ -262,10 +313,10 @@ fn check(
     }
     let restart = restart.map(|r| r % batches.len().max(1));
     let dir = tempfile::tempdir().expect("tempdir");
-    let got = rt.block_on(deliver(dir.path(), &batches, restart, storage, records));
+    let got = rt.block_on(deliver(dir.path(), &batches, restart, mode));
     assert!(
         got == reference,
-        "{agent} (storage: {storage}, records: {records}): the store differs from one ordered delivery"
+        "{agent} ({mode:?}): the store differs from one ordered delivery"
     );
 }
 
@@ -282,10 +333,9 @@ proptest! {
         dups in proptest::collection::vec(0..1000usize, 0..20),
         cuts in proptest::collection::vec(1..40usize, 0..8),
         restart in proptest::option::of(0..8usize),
-        storage in any::<bool>(),
-        records in any::<bool>(),
+        mode in mode(),
     ) {
-        check("codex", &order, &dups, &cuts, restart, storage, records);
+        check("codex", &order, &dups, &cuts, restart, mode);
     }
 
     #[test]
@@ -294,9 +344,8 @@ proptest! {
         dups in proptest::collection::vec(0..1000usize, 0..20),
         cuts in proptest::collection::vec(1..40usize, 0..8),
         restart in proptest::option::of(0..8usize),
-        storage in any::<bool>(),
-        records in any::<bool>(),
+        mode in mode(),
     ) {
-        check("claude", &order, &dups, &cuts, restart, storage, records);
+        check("claude", &order, &dups, &cuts, restart, mode);
     }
 }

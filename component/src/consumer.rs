@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::agent_input::AgentInput;
 use crate::data::{Logs, Metrics, Signal, SignalData, Traces};
-use crate::key_states::{AgentInput, KeyStates};
+use crate::key_states::KeyStates;
 
 /// Why data was not accepted downstream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,8 +155,9 @@ pub trait Consumer<T: SignalData>: Send + Sync {
         None
     }
 
-    /// The store's input for agent records, offered by the same consumers as
-    /// [`Self::key_states`] ([`crate::key_states::AgentInput`]).
+    /// This consumer's input for agent records, if it takes them as records
+    /// ([`crate::agent_input`]): a store's input, a `dedupe` in front of one, and what passes
+    /// either through unchanged.
     fn agent_input(&self) -> Option<Arc<dyn AgentInput>> {
         None
     }

@@ -14,22 +14,12 @@
 //! elsewhere too (a fan-out): so only a consumer that *is* the store's input offers it, and a
 //! fan-out or another processor offers nothing.
 //!
-//! The same adjacency lets the store take `dedupe`'s emissions as they are made, as
-//! [`AgentRecord`]s ([`AgentInput`], through [`crate::Consumer::agent_input`]): the OTLP form
-//! between the two exists only to be decoded again at once, and writing and re-reading it
-//! (every attribute converted to `AnyValue` and back) costs as much as a fifth of the store
-//! pipeline's work per event. The records handed over are exactly what the store would have
-//! read back from their log records (`AgentRecord::from_log_record` of
-//! `AgentRecord::into_log_record`, which `dedupe` checks in debug builds), so both inputs
-//! give the same rows.
+//! The same adjacency lets `dedupe` hand the store its emissions as records
+//! ([`crate::agent_input`]).
 
 use std::fmt;
 
-use async_trait::async_trait;
-
-use crate::agent::{AgentRecord, EventKey, Merged};
-use crate::consumer::ConsumeError;
-use crate::data::Logs;
+use crate::agent::{EventKey, Merged};
 use crate::id::ComponentId;
 
 /// A key's state as a store holds it.
@@ -60,67 +50,4 @@ pub trait KeyStates: Send + Sync + fmt::Debug {
     /// The state of `key` (`text` is its string form), or `None` when the store holds no row
     /// of it. Must see everything the store has committed.
     fn load(&self, key: &EventKey, text: &str) -> Result<Option<StoredKey>, KeyStatesError>;
-}
-
-/// A batch for a store's [`AgentInput`]: agent records as `dedupe` emits them, and the log
-/// records it passed through.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AgentLogs {
-    /// Merged events and tombstones, in the order of the equivalent OTLP batch, each with its
-    /// key's text (`record.key.to_string()`, already written by the sender).
-    pub records: Vec<KeyedRecord>,
-    /// Everything else, as it came. Holds no agent record that is merged or a tombstone (a
-    /// sender with such records to pass on sends OTLP instead), so its order relative to
-    /// `records` changes nothing stored.
-    pub logs: Logs,
-}
-
-/// An agent record with its key's text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyedRecord {
-    /// The record.
-    pub record: AgentRecord,
-    /// `record.key.to_string()`.
-    pub key: String,
-    /// The index of an attached observation (`record.observations`) that the record is made
-    /// of alone (its first emission, revision 0): its text is the record's archive form under
-    /// the key the observation came with, so the store copies it instead of writing the record
-    /// again ([`AgentRecord::to_json_parts_from_observation`]).
-    pub archive: Option<usize>,
-}
-
-impl AgentLogs {
-    /// The items of the batch: records plus log records.
-    pub fn item_count(&self) -> usize {
-        use crate::data::SignalData;
-        self.records.len() + self.logs.item_count()
-    }
-
-    /// The same batch as OTLP: what a consumer that is not a store receives.
-    pub fn into_logs(self) -> Logs {
-        let AgentLogs { records, mut logs } = self;
-        if !records.is_empty() {
-            let mut more = crate::data::logs_from(
-                records
-                    .into_iter()
-                    .map(|k| k.record.into_log_record_keyed(k.key))
-                    .collect(),
-            );
-            // Records first, as a store applies them.
-            more.resource_logs.append(&mut logs.resource_logs);
-            logs = more;
-        }
-        logs
-    }
-}
-
-/// A store's input for agent records (see the module docs). `consume_agent` has the contract
-/// of [`crate::Consumer::consume`]: it resolves once the batch is committed.
-#[async_trait]
-pub trait AgentInput: Send + Sync + fmt::Debug {
-    /// The component that stores them (the exporter's id).
-    fn owner(&self) -> &ComponentId;
-
-    /// Stores `batch`: its records first, in order, then its log records.
-    async fn consume_agent(&self, batch: AgentLogs) -> Result<(), ConsumeError>;
 }

@@ -17,13 +17,15 @@
 //!   status reporter, the collector-wide shutdown signal and internal telemetry.
 //! * [`config`]: helpers shared by component configs (durations, secrets, config errors).
 //! * [`key_states`]: the state a store holds per agent-event key, which a `dedupe` in front of
-//!   it can read instead of keeping its own copy, and the store's input for records as `dedupe`
-//!   emits them; [`filter`]: the Bloom filter of held keys.
+//!   it can read instead of keeping its own copy; [`filter`]: the Bloom filter of held keys.
+//! * [`agent_input`]: agent records handed from one component to the next as records, where
+//!   both work on them (receiver → `dedupe` → store), instead of through OTLP.
 //! * [`telemetry`]: the standard internal metric families (otelcol-style names, `agentcol_` prefix).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod agent;
+pub mod agent_input;
 pub mod config;
 pub mod consumer;
 pub mod data;
@@ -40,6 +42,7 @@ pub mod telemetry;
 pub use async_trait::async_trait;
 pub use opentelemetry_proto;
 
+pub use agent_input::{AgentInput, AgentLogs, KeyedRecord};
 pub use config::{ComponentConfig, ConfigError, Duration, Secret};
 pub use consumer::{AnyConsumer, ConsumeError, Consumer, Consumers, Fanout};
 pub use data::{Logs, Metrics, Signal, SignalData, SignalSet, Traces};
@@ -51,7 +54,7 @@ pub use factory::{
 };
 pub use host::Host;
 pub use id::{ComponentId, ComponentKind, IdError, PipelineId};
-pub use key_states::{AgentInput, AgentLogs, KeyStates, KeyStatesError, KeyedRecord, StoredKey};
+pub use key_states::{KeyStates, KeyStatesError, StoredKey};
 pub use lifecycle::{Component, ComponentError};
 pub use status::{ComponentStatus, ServiceState, StatusBoard, StatusReporter};
 pub use telemetry::Telemetry;

@@ -21,6 +21,9 @@ receivers:
       http:
         endpoint: 127.0.0.1:{http}
 processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: 512
   dedupe/store:
     settle_window: 0s
     storage: sqlite
@@ -31,7 +34,7 @@ service:
   pipelines:
     logs:
       receivers: [otlp]
-      processors: [dedupe/store]
+      processors: [memory_limiter, dedupe/store]
       exporters: [sqlite]
     traces:
       receivers: [otlp]

@@ -189,6 +189,8 @@ pub(crate) struct Batch {
     /// Whether an agent record passed through (merged upstream, or a tombstone): the batch
     /// then goes out as OTLP, where its order relative to the emissions is kept.
     passed_agent: bool,
+    /// How many input positions the batch's records took (before its log records').
+    record_slots: usize,
 }
 
 impl Batch {
@@ -499,14 +501,17 @@ impl Engine {
     }
 
     /// Stages one observation found at input position `slot`.
+    /// Stages one observation; `text` is its key's text when the sender had it.
     fn observe(
         &mut self,
         b: &mut Batch,
         obs: AgentRecord,
         slot: usize,
         origin: i64,
+        text: Option<String>,
     ) -> Result<(), StateError> {
-        let obs_text = obs.key.text();
+        let obs_text = text.unwrap_or_else(|| obs.key.text());
+        debug_assert_eq!(obs_text, obs.key.text());
         let json = obs.observation_json_keyed(&obs_text);
         // Read now: the observation itself is used up below (moved into the state).
         let declared = declaration(&obs).map(|(id, turn)| (id, turn.to_string()));
@@ -764,20 +769,60 @@ impl Engine {
     /// Stages a request's observations. With no settle window, plans their emission; with one,
     /// marks their keys pending. The output holds what must be accepted downstream before the
     /// batch may be committed: pass-through records in place, plus (no window) the emissions.
-    pub fn ingest(&mut self, logs: Logs, now_ms: i64) -> Result<Prepared, StateError> {
+    /// Stages a batch: `records` (observations handed over as records, placed before the log
+    /// records) and the log records of `logs`.
+    pub fn ingest(
+        &mut self,
+        logs: Logs,
+        records: Vec<KeyedRecord>,
+        now_ms: i64,
+    ) -> Result<Prepared, StateError> {
         self.store.begin_read()?;
-        let r = self.ingest_in_read(logs, now_ms);
+        let r = self.ingest_in_read(logs, records, now_ms);
         self.store.end_read();
         r
     }
 
-    fn ingest_in_read(&mut self, mut logs: Logs, now_ms: i64) -> Result<Prepared, StateError> {
+    fn ingest_in_read(
+        &mut self,
+        mut logs: Logs,
+        records: Vec<KeyedRecord>,
+        now_ms: i64,
+    ) -> Result<Prepared, StateError> {
         let mut b = Batch::default();
-        let mut slots = Vec::with_capacity(logs.resource_logs.len());
+        let mut slots = Vec::with_capacity(logs.resource_logs.len() + records.len());
         // Decoded first, observed after: the aliases the request declares are known before any
         // of its observations is staged.
-        let mut observations = Vec::new();
+        let mut observations = Vec::with_capacity(records.len());
         let mut slot = 0usize;
+        // Records have no resource or scope: their origin is the empty one.
+        let mut record_origin = None;
+        let mut not_observations = Vec::new();
+        for KeyedRecord { record: r, key, .. } in records {
+            if r.revision.is_some() || r.superseded_by.is_some() {
+                // Not an observation: passed through as the log record it stands for.
+                not_observations.push(r.into_log_record_keyed(key));
+                continue;
+            }
+            let o = *record_origin.get_or_insert_with(|| {
+                self.origin_of(&mut b, &ResourceLogs::default(), &ScopeLogs::default())
+            });
+            if let Some((id, turn)) = declaration(&r) {
+                b.declared.entry(id).or_insert_with(|| Declared {
+                    turn: turn.to_string(),
+                    waiting: None,
+                });
+            }
+            observations.push((r, slot, o, Some(key)));
+            slots.push(Slot::Obs);
+            slot += 1;
+        }
+        b.record_slots = slot;
+        if !not_observations.is_empty() {
+            let mut passed = agentcol_component::data::logs_from(not_observations);
+            passed.resource_logs.append(&mut logs.resource_logs);
+            logs = passed;
+        }
         for ri in 0..logs.resource_logs.len() {
             for si in 0..logs.resource_logs[ri].scope_logs.len() {
                 let mut origin = None;
@@ -814,7 +859,7 @@ impl Engine {
                                     waiting: None,
                                 });
                             }
-                            observations.push((r, slot, o));
+                            observations.push((r, slot, o, None));
                             Slot::Obs
                         }
                     };
@@ -828,8 +873,8 @@ impl Engine {
         b.order.reserve(observations.len());
         b.decisions
             .reserve(observations.len() + observations.len() / 2);
-        for (r, slot, o) in observations {
-            self.observe(&mut b, r, slot, o)?;
+        for (r, slot, o, text) in observations {
+            self.observe(&mut b, r, slot, o, text)?;
         }
         let keyed = self.settings.records_out && self.settings.window_ms == 0 && !b.passed_agent;
         if self.settings.window_ms == 0 {
@@ -1007,7 +1052,8 @@ impl Engine {
             if records.is_empty() {
                 continue;
             }
-            match e.slot {
+            // A key first observed in a record (not a log record) has no place in the output.
+            match e.slot.filter(|s| *s >= b.record_slots) {
                 Some(s) => at.entry(s).or_default().extend(records),
                 None => match loose.iter_mut().find(|(o, _)| *o == e.origin) {
                     Some((_, v)) => v.extend(records),
@@ -1015,7 +1061,7 @@ impl Engine {
                 },
             }
         }
-        let mut slot = 0usize;
+        let mut slot = b.record_slots;
         for rl in &mut logs.resource_logs {
             for sl in &mut rl.scope_logs {
                 let records = std::mem::take(&mut sl.log_records);
@@ -1083,7 +1129,7 @@ impl Engine {
         for (_, records) in loose {
             out.extend(records);
         }
-        let mut slot = 0usize;
+        let mut slot = b.record_slots;
         for rl in &mut logs.resource_logs {
             for sl in &mut rl.scope_logs {
                 let records = std::mem::take(&mut sl.log_records);
@@ -1342,7 +1388,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut e = engine(dir.path(), 10);
         for round in 0..5 {
-            let p = e.ingest(request(round * 20..round * 20 + 20), 0).unwrap();
+            let p = e
+                .ingest(request(round * 20..round * 20 + 20), Vec::new(), 0)
+                .unwrap();
             assert_eq!(
                 p.output.resource_logs[0].scope_logs[0].log_records.len(),
                 20
@@ -1352,7 +1400,7 @@ mod tests {
             assert!(e.cached_keys() <= 10, "{}", e.cached_keys());
         }
         // Every key, cold or hot, is still known.
-        let p = e.ingest(request(0..100), 0).unwrap();
+        let p = e.ingest(request(0..100), Vec::new(), 0).unwrap();
         assert!(p.output.resource_logs.is_empty(), "all duplicates");
         assert_eq!(e.commit(p.batch, 0).unwrap().duplicate, 100);
     }
@@ -1361,9 +1409,9 @@ mod tests {
     fn a_dropped_batch_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut e = engine(dir.path(), 1000);
-        let p = e.ingest(request(0..3), 0).unwrap();
+        let p = e.ingest(request(0..3), Vec::new(), 0).unwrap();
         drop(p);
-        let p = e.ingest(request(0..3), 0).unwrap();
+        let p = e.ingest(request(0..3), Vec::new(), 0).unwrap();
         let c = e.commit(p.batch, 0).unwrap();
         assert_eq!((c.unique, c.duplicate), (3, 0));
     }

@@ -59,7 +59,7 @@ use agentcol_component::telemetry::ProcessorTelemetry;
 use agentcol_component::{
     async_trait, erase_processor, module_name, AgentInput, AgentLogs, AnyConsumer,
     AnyProcessorFactory, ComponentId, ComponentStatus, ConsumeError, Consumer, CreateError, Host,
-    Logs, ProcessorFactory, ProcessorInstance, SignalData, SignalStability, Stability,
+    KeyedRecord, Logs, ProcessorFactory, ProcessorInstance, SignalData, SignalStability, Stability,
     StatusReporter, Telemetry,
 };
 use prometheus_client::metrics::counter::Counter;
@@ -425,8 +425,10 @@ impl Inner {
         self.next_due.store(due, Ordering::Release);
     }
 
-    async fn consume(&self, data: Logs) -> Result<(), ConsumeError> {
-        let items = data.item_count();
+    /// Stages `data` and `records` (observations handed over as records, see
+    /// [`DedupeInput`]), delivers the emissions, then commits.
+    async fn consume(&self, data: Logs, records: Vec<KeyedRecord>) -> Result<(), ConsumeError> {
+        let items = data.item_count() + records.len();
         if items == 0 {
             return Ok(());
         }
@@ -436,7 +438,7 @@ impl Inner {
             return Err(self.closed_error());
         }
         let now = now_ms();
-        let (guard, prepared) = on_engine(guard, move |e| e.ingest(data, now)).await?;
+        let (guard, prepared) = on_engine(guard, move |e| e.ingest(data, records, now)).await?;
         let Prepared {
             output,
             records,
@@ -583,7 +585,41 @@ impl Consumer<Logs> for DedupeProcessor {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(self.inner.closed_error());
         }
-        self.inner.consume(data).await
+        self.inner.consume(data, Vec::new()).await
+    }
+
+    fn agent_input(&self) -> Option<Arc<dyn AgentInput>> {
+        self.inner.agent_input.as_ref()?;
+        Some(Arc::new(DedupeInput {
+            inner: self.inner.clone(),
+        }))
+    }
+}
+
+/// A `dedupe` whose emissions go to its store as records takes its observations as records
+/// too (from the `otlp` receiver, [`AgentInput`]): the records it would read from their log
+/// records, without the log records.
+struct DedupeInput {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for DedupeInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DedupeInput({})", self.inner.id)
+    }
+}
+
+#[async_trait]
+impl AgentInput for DedupeInput {
+    fn owner(&self) -> &ComponentId {
+        &self.inner.id
+    }
+
+    async fn consume_agent(&self, batch: AgentLogs) -> Result<(), ConsumeError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(self.inner.closed_error());
+        }
+        self.inner.consume(batch.logs, batch.records).await
     }
 }
 

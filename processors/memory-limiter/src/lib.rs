@@ -24,9 +24,10 @@ use agentcol_component::config::ConfigError;
 use agentcol_component::lifecycle::{Component, ComponentError};
 use agentcol_component::telemetry::{CounterFamily, ProcessorTelemetry};
 use agentcol_component::{
-    async_trait, erase_processor, module_name, AnyConsumer, AnyProcessorFactory, ComponentConfig,
-    ComponentId, ConsumeError, Consumer, CreateError, Duration, Host, ProcessorFactory,
-    ProcessorInstance, SignalData, SignalStability, Stability, StatusReporter, Telemetry,
+    async_trait, erase_processor, module_name, AgentInput, AgentLogs, AnyConsumer,
+    AnyProcessorFactory, ComponentConfig, ComponentId, ConsumeError, Consumer, CreateError,
+    Duration, Host, ProcessorFactory, ProcessorInstance, SignalData, SignalStability, Stability,
+    StatusReporter, Telemetry,
 };
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
@@ -505,6 +506,47 @@ impl<T: SignalData> Consumer<T> for MemoryLimiter<T> {
         }
         s.telemetry.outgoing(items);
         self.next.consume(data).await
+    }
+
+    /// Records pass the same check as log records do (nothing here buffers or acknowledges
+    /// early, so the input after this processor can take them directly).
+    fn agent_input(&self) -> Option<Arc<dyn AgentInput>> {
+        let next = self.next.agent_input()?;
+        Some(Arc::new(LimitedInput {
+            shared: self.shared.clone(),
+            next,
+        }))
+    }
+}
+
+/// The agent-record input of the consumer after a memory limiter, behind its check.
+struct LimitedInput {
+    shared: Arc<Shared>,
+    next: Arc<dyn AgentInput>,
+}
+
+impl fmt::Debug for LimitedInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LimitedInput({} → {:?})", self.shared.id, self.next)
+    }
+}
+
+#[async_trait]
+impl AgentInput for LimitedInput {
+    fn owner(&self) -> &ComponentId {
+        self.next.owner()
+    }
+
+    async fn consume_agent(&self, batch: AgentLogs) -> Result<(), ConsumeError> {
+        let s = &self.shared;
+        let items = batch.item_count();
+        s.telemetry.incoming(items);
+        if s.refusing.load(Ordering::Acquire) {
+            s.refused.get_or_create(&s.labels).inc_by(items as u64);
+            return Err(s.refusal());
+        }
+        s.telemetry.outgoing(items);
+        self.next.consume_agent(batch).await
     }
 }
 

@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentcol_component::agent::{AgentRecord, EventKey, Source};
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
     LogRecord, ResourceLogs, ScopeLogs,
 };
 use agentcol_component::{
-    async_trait, erase_processor, AnyConsumer, AnyProcessorFactory, Component, ComponentKind,
-    ComponentStatus, ConsumeError, Consumer, Host, Logs, SignalData,
+    async_trait, erase_processor, AgentInput, AgentLogs, AnyConsumer, AnyProcessorFactory,
+    Component, ComponentId, ComponentKind, ComponentStatus, ConsumeError, Consumer, Host,
+    KeyedRecord, Logs, SignalData,
 };
 use agentcol_processor_memory_limiter::{MemoryLimiterFactory, MemorySource, REFUSED_ITEMS_METRIC};
 
@@ -46,6 +48,26 @@ impl MemorySource for FakeMemory {
 #[derive(Default)]
 struct Sink {
     items: AtomicUsize,
+    /// Offers an agent-record input (as a `dedupe` in front of its store does).
+    records: Option<Arc<RecordSink>>,
+}
+
+#[derive(Debug)]
+struct RecordSink {
+    id: ComponentId,
+    items: AtomicUsize,
+}
+
+#[async_trait]
+impl AgentInput for RecordSink {
+    fn owner(&self) -> &ComponentId {
+        &self.id
+    }
+
+    async fn consume_agent(&self, batch: AgentLogs) -> Result<(), ConsumeError> {
+        self.items.fetch_add(batch.item_count(), Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -53,6 +75,26 @@ impl Consumer<Logs> for Sink {
     async fn consume(&self, data: Logs) -> Result<(), ConsumeError> {
         self.items.fetch_add(data.item_count(), Ordering::SeqCst);
         Ok(())
+    }
+
+    fn agent_input(&self) -> Option<Arc<dyn AgentInput>> {
+        self.records.clone().map(|r| r as Arc<dyn AgentInput>)
+    }
+}
+
+fn records(n: usize) -> AgentLogs {
+    let key: EventKey = "v1|codex|s|t||user_prompt".parse().expect("key");
+    let record = AgentRecord::observation(key.clone(), "agent.user_prompt", Source::Otlp, 1);
+    AgentLogs {
+        records: vec![
+            KeyedRecord {
+                record,
+                key: key.to_string(),
+                archive: None,
+            };
+            n
+        ],
+        logs: logs(1),
     }
 }
 
@@ -345,4 +387,57 @@ fn percentage_limits_need_total_memory() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("limit_percentage"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_record_input_after_it_is_offered_behind_the_same_check() {
+    let memory = FakeMemory::new(10);
+    let host = Host::for_test(
+        ComponentKind::Processor,
+        "memory_limiter",
+        &std::env::temp_dir(),
+    );
+    let config = serde_json::json!({"check_interval": "1s", "limit_mib": 100});
+    let plain = limiter(
+        &host,
+        "logs/plain",
+        memory.clone(),
+        config.clone(),
+        Arc::new(Sink::default()),
+    );
+    assert!(
+        plain.consumer.agent_input().is_none(),
+        "offered without an input after it"
+    );
+
+    let inner = Arc::new(RecordSink {
+        id: "dedupe/store".parse().expect("id"),
+        items: AtomicUsize::new(0),
+    });
+    let sink = Arc::new(Sink {
+        records: Some(inner.clone()),
+        ..Sink::default()
+    });
+    let l = limiter(&host, "logs", memory.clone(), config, sink.clone());
+    l.component.start().await.unwrap();
+    let input = l
+        .consumer
+        .agent_input()
+        .expect("the input after it, passed on");
+    assert_eq!(input.owner().to_string(), "dedupe/store");
+    assert_eq!(input.consume_agent(records(2)).await, Ok(()));
+    assert_eq!(inner.items.load(Ordering::SeqCst), 3);
+
+    memory.set_mib(85);
+    tokio::time::sleep(Duration::from_millis(1001)).await;
+    let err = input.consume_agent(records(4)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        inner.items.load(Ordering::SeqCst),
+        3,
+        "refused records reached the input"
+    );
+    assert_eq!(refused_line(&host, "logs"), Some(5));
+    assert_eq!(sink.items.load(Ordering::SeqCst), 0);
+    l.component.shutdown().await.unwrap();
 }

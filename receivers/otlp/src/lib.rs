@@ -19,8 +19,9 @@ use std::sync::Arc;
 
 use agentcol_component::telemetry::ReceiverTelemetry;
 use agentcol_component::{
-    erase_receiver, module_name, AnyReceiverFactory, Component, ConsumeError, Consumer, Consumers,
-    CreateError, Host, Logs, ReceiverFactory, SignalData, SignalStability, Stability, Traces,
+    erase_receiver, module_name, AgentInput, AnyReceiverFactory, Component, ConsumeError, Consumer,
+    Consumers, CreateError, Host, Logs, ReceiverFactory, SignalData, SignalStability, Stability,
+    Traces,
 };
 
 pub use config::{AgentsConfig, GrpcConfig, HttpConfig, OtlpReceiverConfig, Protocols};
@@ -84,7 +85,12 @@ fn agent_consumers(host: &Host, consumers: Consumers) -> Consumers {
         labels: vec![("receiver".to_string(), host.id().to_string())],
     };
     let logs = consumers.logs.clone().map(|next| {
+        let input = next.agent_input();
+        if let Some(i) = &input {
+            tracing::debug!(receiver = %host.id(), to = %i.owner(), "canonical agent records are handed over as records");
+        }
         Arc::new(AgentLogs {
+            input,
             next,
             counters: counters.clone(),
         }) as Arc<dyn Consumer<Logs>>
@@ -110,16 +116,22 @@ struct AgentCounters {
     labels: agentcol_component::telemetry::Labels,
 }
 
-/// Normalises agent log records in place, then hands the request on.
+/// Normalises agent log records in place, then hands the request on; to `input`, with the
+/// canonical records as records, when the next consumer takes them that way (a `dedupe` in
+/// front of its store, or the store itself: no log record written only to be read back).
 struct AgentLogs {
     next: Arc<dyn Consumer<Logs>>,
+    input: Option<Arc<dyn AgentInput>>,
     counters: AgentCounters,
 }
 
 #[agentcol_component::async_trait]
 impl Consumer<Logs> for AgentLogs {
     async fn consume(&self, mut data: Logs) -> Result<(), ConsumeError> {
-        let stats = agent::normalize_logs(&mut data);
+        let (records, stats) = match &self.input {
+            Some(_) => agent::normalize_logs_into_records(&mut data),
+            None => (Vec::new(), agent::normalize_logs(&mut data)),
+        };
         let c = &self.counters;
         for (family, n) in [
             (&c.canonical, stats.canonical),
@@ -130,7 +142,17 @@ impl Consumer<Logs> for AgentLogs {
                 family.get_or_create(&c.labels).inc_by(n as u64);
             }
         }
-        self.next.consume(data).await
+        match &self.input {
+            Some(input) if !records.is_empty() => {
+                input
+                    .consume_agent(agentcol_component::AgentLogs {
+                        records,
+                        logs: data,
+                    })
+                    .await
+            }
+            _ => self.next.consume(data).await,
+        }
     }
 }
 

@@ -23,8 +23,9 @@
 mod claude;
 mod codex;
 
-use agentcol_component::agent::value::json_into_any;
+use agentcol_component::agent::value::{any_into_json, json_into_any};
 use agentcol_component::agent::value::{any_to_json, attr_text, hex_id, parse_rfc3339_nanos};
+use agentcol_component::agent::AgentRecord;
 use agentcol_component::agent::{attr, trace_alias, Agent, EventKey, Kind, Source};
 use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -35,6 +36,7 @@ use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
     LogRecord, ResourceLogs, ScopeLogs,
 };
 use agentcol_component::opentelemetry_proto::tonic::trace::v1::Span;
+use agentcol_component::KeyedRecord;
 use serde_json::Value as Json;
 
 /// The instrumentation scope of canonical records derived from spans.
@@ -70,6 +72,33 @@ fn log_agent(service: Option<&str>, scope: &str, event_name: Option<&str>) -> Op
 
 /// Normalises the agent records of a logs request in place.
 pub fn normalize_logs(req: &mut ExportLogsServiceRequest) -> Stats {
+    normalize_with(req, |r, out| out.push(r.into_log_record()))
+}
+
+/// [`normalize_logs`] for a consumer that takes agent records as they are
+/// ([`agentcol_component::AgentInput`]): the canonical records it makes are taken out of the
+/// request as records (in input order) instead of written into it as log records; whatever
+/// stays (plain logs, records that were canonical already, unknown agent records) stays in
+/// place. The records are exactly what reading their log records back would give.
+pub fn normalize_logs_into_records(
+    req: &mut ExportLogsServiceRequest,
+) -> (Vec<KeyedRecord>, Stats) {
+    let mut records = Vec::new();
+    let stats = normalize_with(req, |r, _| records.push(r.into_keyed_record()));
+    // Scopes and resources left empty go, as the dedupe and store inputs drop them too.
+    for rl in &mut req.resource_logs {
+        rl.scope_logs.retain(|s| !s.log_records.is_empty());
+    }
+    req.resource_logs.retain(|r| !r.scope_logs.is_empty());
+    (records, stats)
+}
+
+/// The normalisation pass: `emit` places each canonical record made (into the scope's new
+/// list of log records, or elsewhere).
+fn normalize_with(
+    req: &mut ExportLogsServiceRequest,
+    mut emit: impl FnMut(Canonical, &mut Vec<LogRecord>),
+) -> Stats {
     let mut stats = Stats::default();
     for rl in &mut req.resource_logs {
         let service = rl
@@ -110,7 +139,7 @@ pub fn normalize_logs(req: &mut ExportLogsServiceRequest) -> Stats {
                             if r.key.is_fallback() && r.key.kind() != Kind::Native {
                                 stats.fallback += 1;
                             }
-                            out.push(r.into_log_record());
+                            emit(r, &mut out);
                         }
                     }
                     _ => out.push(rec),
@@ -171,6 +200,7 @@ pub fn events_from_spans(req: &ExportTraceServiceRequest) -> Option<ExportLogsSe
 /// A canonical observation being built: the native attributes kept as OTLP values (no JSON
 /// round trip on this hot path), canonical ones added. [`Canonical::into_log_record`] writes
 /// the layout of `AgentRecord::to_log_record`, so `AgentRecord::from_log_record` reads it back.
+#[derive(Clone)]
 pub(crate) struct Canonical {
     pub key: EventKey,
     pub name: String,
@@ -231,6 +261,51 @@ impl Canonical {
             kv.key = format!("agent.native.attr.{}", kv.key);
         }
         self.attrs.push(kv);
+    }
+
+    /// The record itself, with its key's text: `AgentRecord::take_from_log_record` of
+    /// [`Self::into_log_record`], without the log record between (debug builds check it).
+    pub fn into_keyed_record(self) -> KeyedRecord {
+        #[cfg(debug_assertions)]
+        let expected = {
+            let mut r = self.clone().into_log_record();
+            AgentRecord::take_from_log_record(&mut r, |_| true)
+        };
+        let key = self.key.to_string();
+        // Collected, then built in one go, the last of equal names kept: as the log record's
+        // reader does.
+        let mut plain = Vec::with_capacity(self.attrs.len());
+        for kvp in self.attrs {
+            if agentcol_component::agent::record::is_reserved(&kvp.key) {
+                continue;
+            }
+            let j = any_into_json(kvp.value);
+            if !j.is_null() {
+                plain.push((kvp.key, j));
+            }
+        }
+        let body = match self.body {
+            // A string (most bodies) reads back as itself; anything else as its OTLP form does.
+            b @ (Json::String(_) | Json::Null) => b,
+            b => any_into_json(Some(json_into_any(b))),
+        };
+        let mut record =
+            AgentRecord::observation(self.key, self.name, Source::Otlp, self.time_unix_nano);
+        record.trace_id = hex_id(&self.trace_id);
+        record.span_id = hex_id(&self.span_id);
+        record.attributes = plain.into_iter().collect();
+        record.body = body;
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(
+            Ok(&record),
+            expected.as_ref(),
+            "the record its log record reads as"
+        );
+        KeyedRecord {
+            record,
+            key,
+            archive: None,
+        }
     }
 
     /// The wire form (the layout of `AgentRecord::to_log_record`).
