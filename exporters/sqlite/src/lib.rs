@@ -17,7 +17,9 @@
 //!   stores arrival time.
 //! * **Key states for `dedupe`.** Its input offers the rows as key states
 //!   ([`agentcol_component::key_states`], [`Store::key_state`]), so a `dedupe` directly in
-//!   front of it with `storage: <this exporter>` keeps no second copy of the events.
+//!   front of it with `storage: <this exporter>` keeps no second copy of the events. The same
+//!   input takes agent records as records ([`agentcol_component::agent_input`],
+//!   [`Store::apply_records`]), so neither side writes a log record only to decode it again.
 //! * **Nothing silent.** Plain logs that are not agent events are skipped and counted (or kept
 //!   with `keep_other_logs`); unreadable agent records are kept verbatim in `raw_records` and
 //!   counted; the rest of their batch is stored.

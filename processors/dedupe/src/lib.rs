@@ -34,7 +34,9 @@
 //! lose nothing. With `storage: <sqlite exporter>` (the store pipeline of the default config)
 //! the key states are not kept in the file: they are read from the store directly downstream
 //! ([`agentcol_component::key_states`]), whose commit makes them durable, and the file keeps
-//! aliases, origins and decisions. `docs/dedupe.md` has the design notes.
+//! aliases, origins and decisions. Such a `dedupe` also hands the store its emissions as
+//! records and takes its observations from the `otlp` receiver the same way
+//! ([`agentcol_component::agent_input`]). `docs/dedupe.md` has the design notes.
 //!
 //! Calls are serialised: one batch is staged, delivered and committed at a time, which keeps the
 //! state machine simple and is what SQLite does anyway.
