@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use agentcol_component::telemetry::ReceiverTelemetry;
 use agentcol_component::{
-    erase_receiver, module_name, AgentInput, AnyReceiverFactory, Component, ConsumeError, Consumer,
-    Consumers, CreateError, Host, Logs, ReceiverFactory, SignalData, SignalStability, Stability,
-    Traces,
+    erase_receiver, module_name, AgentInput, AgentLogs, AnyReceiverFactory, Component,
+    ConsumeError, Consumer, Consumers, CreateError, Host, Logs, ReceiverFactory, SignalData,
+    SignalStability, Stability, Traces,
 };
 
 pub use config::{AgentsConfig, GrpcConfig, HttpConfig, OtlpReceiverConfig, Protocols};
@@ -89,7 +89,7 @@ fn agent_consumers(host: &Host, consumers: Consumers) -> Consumers {
         if let Some(i) = &input {
             tracing::debug!(receiver = %host.id(), to = %i.owner(), "canonical agent records are handed over as records");
         }
-        Arc::new(AgentLogs {
+        Arc::new(NormalisingLogs {
             input,
             next,
             counters: counters.clone(),
@@ -119,14 +119,14 @@ struct AgentCounters {
 /// Normalises agent log records in place, then hands the request on; to `input`, with the
 /// canonical records as records, when the next consumer takes them that way (a `dedupe` in
 /// front of its store, or the store itself: no log record written only to be read back).
-struct AgentLogs {
+struct NormalisingLogs {
     next: Arc<dyn Consumer<Logs>>,
     input: Option<Arc<dyn AgentInput>>,
     counters: AgentCounters,
 }
 
 #[agentcol_component::async_trait]
-impl Consumer<Logs> for AgentLogs {
+impl Consumer<Logs> for NormalisingLogs {
     async fn consume(&self, mut data: Logs) -> Result<(), ConsumeError> {
         let (records, stats) = match &self.input {
             Some(_) => agent::normalize_logs_into_records(&mut data),
@@ -145,7 +145,7 @@ impl Consumer<Logs> for AgentLogs {
         match &self.input {
             Some(input) if !records.is_empty() => {
                 input
-                    .consume_agent(agentcol_component::AgentLogs {
+                    .consume_agent(AgentLogs {
                         records,
                         logs: data,
                     })
