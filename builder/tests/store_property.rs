@@ -18,6 +18,7 @@ use agentcol_component::{
     async_trait, AgentInput, AgentLogs, ComponentId, ComponentKind, ConsumeError, Consumer, Host,
     KeyStates, KeyStatesError, KeyedRecord, Logs, StoredKey,
 };
+use agentcol_exporter_sqlite::query::Reader;
 use agentcol_exporter_sqlite::{Store, StoreOptions};
 use agentcol_processor_dedupe::{DedupeConfig, DedupeProcessor};
 use agentcol_receiver_otlp::agent::{events_from_spans, normalize_logs};
@@ -234,37 +235,9 @@ async fn deliver(
 }
 
 fn dump(db: &Path) -> String {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open");
-    let tables: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .expect("tables");
-    let mut out = String::new();
-    for t in tables {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{t}\""))
-            .expect("select");
-        let n = stmt.column_count();
-        let mut rows: Vec<String> = stmt
-            .query_map([], |row| {
-                (0..n)
-                    .map(|i| {
-                        row.get::<_, rusqlite::types::Value>(i)
-                            .map(|v| format!("{v:?}"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|c| c.join(" | "))
-            })
-            .and_then(|r| r.collect())
-            .expect("rows");
-        rows.sort();
-        out.push_str(&format!("## {t}\n{}\n", rows.join("\n")));
-    }
-    out
+    Reader::open(db)
+        .and_then(|r| r.dump_tables())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn runtime() -> tokio::runtime::Runtime {

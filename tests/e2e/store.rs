@@ -122,43 +122,11 @@ pub fn post(port: u16, requests: &[(String, Vec<u8>)]) {
     }
 }
 
-/// Every table's content, rows in primary-key order, as text.
+/// Every table's content as text, each table's rows sorted.
 pub fn dump(db: &Path) -> String {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open store");
-    let mut tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    tables.sort();
-    let mut out = String::new();
-    for t in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut rows: Vec<String> = stmt
-            .query_map([], |row| {
-                let mut cells = Vec::with_capacity(n);
-                for i in 0..n {
-                    let v: rusqlite::types::Value = row.get(i)?;
-                    cells.push(format!("{v:?}"));
-                }
-                Ok(cells.join(" | "))
-            })
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        rows.sort();
-        out.push_str(&format!("## {t} ({} rows)\n", rows.len()));
-        for r in rows {
-            out.push_str(&r);
-            out.push('\n');
-        }
-    }
-    out
+    agentcol_exporter_sqlite::query::Reader::open(db)
+        .and_then(|r| r.dump_tables())
+        .unwrap_or_else(|e| panic!("{}: {e}", db.display()))
 }
 
 pub fn count(db: &Path, sql: &str) -> i64 {

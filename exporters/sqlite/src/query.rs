@@ -390,6 +390,61 @@ impl Reader {
         &self.path
     }
 
+    /// Every table's content as text, tables by name, rows by primary key (sorted as text
+    /// for a table this version does not know), then the archive as readers see it (the
+    /// `archive` view): a function of what the store holds alone, not of its page layout or
+    /// the order rows were written in. What the determinism tests compare.
+    pub fn dump_tables(&self) -> Result<String, QueryError> {
+        use rusqlite::types::ValueRef;
+        let mut tables: Vec<String> = self
+            .conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+                 ORDER BY name",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        tables.push("archive".into());
+        let mut out = String::new();
+        for t in tables {
+            let order = schema::TABLES
+                .iter()
+                .chain([&("archive", "key, digest")])
+                .find(|(name, _)| *name == t)
+                .map(|(_, pk)| *pk);
+            let sql = match order {
+                Some(pk) => format!("SELECT * FROM \"{t}\" ORDER BY {pk}"),
+                None => format!("SELECT * FROM \"{t}\""),
+            };
+            let mut stmt = self.conn.prepare(&sql)?;
+            let n = stmt.column_count();
+            let mut rows: Vec<String> = stmt
+                .query_map([], |row| {
+                    let mut cells = Vec::with_capacity(n);
+                    for i in 0..n {
+                        cells.push(match row.get_ref(i)? {
+                            ValueRef::Null => "NULL".to_string(),
+                            ValueRef::Integer(v) => v.to_string(),
+                            ValueRef::Real(v) => format!("{v:?}"),
+                            ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
+                            ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+                        });
+                    }
+                    Ok(cells.join(" | "))
+                })?
+                .collect::<Result<_, _>>()?;
+            if order.is_none() {
+                rows.sort();
+            }
+            out.push_str(&format!("## {t}\n"));
+            for r in rows {
+                out.push_str(&r);
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+
     /// Sessions matching `filter`, oldest first (by start, then id).
     pub fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<Session>, QueryError> {
         let mut stmt = self.conn.prepare(&format!(

@@ -336,15 +336,9 @@ impl Store {
         }
         add_archived(db, text, &mut m, prec)?;
         if !key.turn().is_empty() && !key.has_alias_turn() {
-            let aliases: Vec<String> = db
+            let aliases = db
                 .prepare_cached(Hot::TurnAliases.sql())
-                .and_then(|mut s| {
-                    s.query_map(
-                        params![key.agent().as_str(), key.session(), key.turn()],
-                        |r| r.get(0),
-                    )?
-                    .collect()
-                })
+                .and_then(|mut s| turn_aliases(&mut s, key))
                 .map_err(StoreError::sql("reading aliases"))?;
             for alias in aliases {
                 add_archived(db, &key.with_turn(&alias).to_string(), &mut m, prec)?;
@@ -939,15 +933,9 @@ impl Writer<'_> {
             .and_then(|r| r.strip_prefix(text))
             .filter(|r| r.starts_with('"'));
         if let (Some(rest), false) = (rest, key.turn().is_empty() || key.has_alias_turn()) {
-            let aliases: Vec<String> = self
+            let aliases = self
                 .db
-                .run(Hot::TurnAliases, |s| {
-                    s.query_map(
-                        params![key.agent().as_str(), key.session(), key.turn()],
-                        |r| r.get(0),
-                    )?
-                    .collect()
-                })
+                .run(Hot::TurnAliases, |s| turn_aliases(s, key))
                 .map_err(StoreError::sql("reading aliases"))?;
             for alias in aliases {
                 let ko = key.with_turn(&alias).to_string();
@@ -1208,6 +1196,16 @@ struct ObservationHead<'a> {
     source: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     time_unix_nano: u64,
+}
+
+/// The provisional turns (`~trace:…`) the store has aliased to `key`'s turn, read with
+/// [`Hot::TurnAliases`].
+fn turn_aliases(s: &mut rusqlite::Statement<'_>, key: &EventKey) -> rusqlite::Result<Vec<String>> {
+    s.query_map(
+        params![key.agent().as_str(), key.session(), key.turn()],
+        |r| r.get(0),
+    )?
+    .collect()
 }
 
 /// The stored row of `key` (`text` is its string form).

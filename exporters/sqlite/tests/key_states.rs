@@ -1,6 +1,8 @@
 //! `dedupe` with `storage: sqlite` reads its key states from the store's rows: through the
 //! real `sqlite` exporter (its factory, its consumer) and the real processor, on real files.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,10 +10,9 @@ use agentcol_component::agent::{attr, AgentRecord, EventKey, Source};
 use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::common::v1::any_value::Value;
 use agentcol_component::{
-    async_trait, ComponentKind, ConsumeError, Consumer, CreateError, ExporterFactory, Host, Logs,
-    Signal, SignalSet,
+    async_trait, ComponentKind, ConsumeError, Consumer, CreateError, Host, Logs,
 };
-use agentcol_exporter_sqlite::{SqliteConfig, SqliteExporterFactory};
+use agentcol_exporter_sqlite::SqliteConfig;
 use agentcol_processor_dedupe::{decision_counts, DecisionKind, DedupeConfig, DedupeProcessor};
 
 /// Two turns of a Codex thread (prompt, tool decision, tool result, answer each), normalised
@@ -47,14 +48,7 @@ async fn exporter(
     Arc<dyn agentcol_component::Component>,
     Arc<dyn Consumer<Logs>>,
 ) {
-    let host = Host::for_test(ComponentKind::Exporter, "sqlite", root);
-    let signals: SignalSet = [Signal::Logs].into_iter().collect();
-    let instance = SqliteExporterFactory
-        .create(host, SqliteConfig::default(), signals)
-        .unwrap_or_else(|e| panic!("{e}"));
-    instance.component.start().await.expect("start");
-    let logs = instance.consumers.logs.expect("logs consumer");
-    (instance.component, logs)
+    common::started_exporter(root, SqliteConfig::default()).await
 }
 
 fn dedupe(root: &Path, config: &DedupeConfig, next: Arc<dyn Consumer<Logs>>) -> DedupeProcessor {

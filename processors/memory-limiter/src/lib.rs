@@ -475,6 +475,19 @@ impl Shared {
         }
     }
 
+    /// Lets `items` through, or refuses them (counted) while memory is above the soft limit.
+    fn admit(&self, items: usize) -> Result<(), ConsumeError> {
+        self.telemetry.incoming(items);
+        if self.refusing.load(Ordering::Acquire) {
+            self.refused
+                .get_or_create(&self.labels)
+                .inc_by(items as u64);
+            return Err(self.refusal());
+        }
+        self.telemetry.outgoing(items);
+        Ok(())
+    }
+
     fn refusal(&self) -> ConsumeError {
         ConsumeError::throttled(
             format!(
@@ -497,14 +510,7 @@ struct MemoryLimiter<T: SignalData> {
 #[async_trait]
 impl<T: SignalData> Consumer<T> for MemoryLimiter<T> {
     async fn consume(&self, data: T) -> Result<(), ConsumeError> {
-        let s = &self.shared;
-        let items = data.item_count();
-        s.telemetry.incoming(items);
-        if s.refusing.load(Ordering::Acquire) {
-            s.refused.get_or_create(&s.labels).inc_by(items as u64);
-            return Err(s.refusal());
-        }
-        s.telemetry.outgoing(items);
+        self.shared.admit(data.item_count())?;
         self.next.consume(data).await
     }
 
@@ -538,14 +544,7 @@ impl AgentInput for LimitedInput {
     }
 
     async fn consume_agent(&self, batch: AgentLogs) -> Result<(), ConsumeError> {
-        let s = &self.shared;
-        let items = batch.item_count();
-        s.telemetry.incoming(items);
-        if s.refusing.load(Ordering::Acquire) {
-            s.refused.get_or_create(&s.labels).inc_by(items as u64);
-            return Err(s.refusal());
-        }
-        s.telemetry.outgoing(items);
+        self.shared.admit(batch.item_count())?;
         self.next.consume_agent(batch).await
     }
 }

@@ -2,7 +2,6 @@
 //! the merged records `dedupe` would emit for them, and a deterministic dump of every table.
 #![allow(dead_code)]
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use agentcol_component::agent::{
@@ -10,8 +9,6 @@ use agentcol_component::agent::{
 };
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::LogRecord;
 use agentcol_component::Logs;
-use agentcol_exporter_sqlite::schema::TABLES;
-use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value as Json};
 
@@ -376,33 +373,32 @@ pub fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
 
 /// Every table's content, ordered by primary key.
 pub fn dump(path: &Path) -> String {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let mut out = String::new();
-    // The tables, and the archive as readers see it (explicit rows ∪ rows implied by events).
-    for (table, pk) in TABLES.iter().chain([&("archive", "key, digest")]) {
-        writeln!(out, "## {table}").unwrap();
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY {pk}"))
-            .unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(r) = rows.next().unwrap() {
-            let vals: Vec<String> = (0..n)
-                .map(|i| match r.get_ref(i).unwrap() {
-                    ValueRef::Null => "NULL".to_string(),
-                    ValueRef::Integer(v) => v.to_string(),
-                    ValueRef::Real(v) => format!("{v:?}"),
-                    ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
-                    ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
-                })
-                .collect();
-            writeln!(out, "{}", vals.join(" | ")).unwrap();
-        }
-    }
-    out
+    agentcol_exporter_sqlite::query::Reader::open(path)
+        .and_then(|r| r.dump_tables())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 pub fn count(path: &Path, sql: &str) -> i64 {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// The `sqlite` exporter under `root` with `config`, made by its factory and started; its
+/// component and its logs consumer.
+pub async fn started_exporter(
+    root: &Path,
+    config: agentcol_exporter_sqlite::SqliteConfig,
+) -> (
+    std::sync::Arc<dyn agentcol_component::Component>,
+    std::sync::Arc<dyn agentcol_component::Consumer<Logs>>,
+) {
+    use agentcol_component::{ComponentKind, ExporterFactory, Host, Signal, SignalSet};
+    let host = Host::for_test(ComponentKind::Exporter, "sqlite", root);
+    let signals: SignalSet = [Signal::Logs].into_iter().collect();
+    let instance = agentcol_exporter_sqlite::SqliteExporterFactory
+        .create(host, config, signals)
+        .unwrap_or_else(|e| panic!("{e}"));
+    instance.component.start().await.expect("start");
+    let logs = instance.consumers.logs.expect("logs consumer");
+    (instance.component, logs)
 }
