@@ -500,8 +500,8 @@ impl Engine {
         }
     }
 
-    /// Stages one observation found at input position `slot`.
-    /// Stages one observation; `text` is its key's text when the sender had it.
+    /// Stages one observation found at input position `slot`; `text` is its key's text when
+    /// the sender had it.
     fn observe(
         &mut self,
         b: &mut Batch,
@@ -769,8 +769,8 @@ impl Engine {
     /// Stages a request's observations. With no settle window, plans their emission; with one,
     /// marks their keys pending. The output holds what must be accepted downstream before the
     /// batch may be committed: pass-through records in place, plus (no window) the emissions.
-    /// Stages a batch: `records` (observations handed over as records, placed before the log
-    /// records) and the log records of `logs`.
+    /// `records` are observations handed over as records ([`agentcol_component::AgentInput`]),
+    /// at input positions before those of `logs`'s log records.
     pub fn ingest(
         &mut self,
         logs: Logs,
