@@ -154,7 +154,8 @@ pub(crate) fn estimate(v: &Json) -> usize {
     match v {
         Json::Null | Json::Bool(_) => 5,
         Json::Number(_) => 20,
-        Json::String(s) => s.len() + s.len() / 16 + 2,
+        // Escapes grow the text: tool inputs are JSON in a string (a quote in every few bytes).
+        Json::String(s) => s.len() + s.len() / 4 + 2,
         Json::Array(a) => 2 + a.iter().map(|x| estimate(x) + 1).sum::<usize>(),
         Json::Object(m) => {
             2 + m

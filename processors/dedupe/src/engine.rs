@@ -868,11 +868,11 @@ impl Engine {
                 }
             }
         }
-        // Each observation stages at most two keys and makes at most two decisions.
+        // Each observation stages at most two keys and makes at most two decisions (a re-keyed
+        // one: both, which is most of a Codex request's).
         b.staged.reserve(observations.len());
         b.order.reserve(observations.len());
-        b.decisions
-            .reserve(observations.len() + observations.len() / 2);
+        b.decisions.reserve(2 * observations.len());
         for (r, slot, o, text) in observations {
             self.observe(&mut b, r, slot, o, text)?;
         }
@@ -933,6 +933,7 @@ impl Engine {
     /// ones taken by the flush task; those owing nothing have their mark cleared. `keyed`: as
     /// records ([`Emission::keyed`]), not log records.
     fn plan(&mut self, b: &mut Batch, flush: bool, keyed: bool) {
+        b.emissions.reserve(b.order.len());
         let attach = self.settings.attach;
         let precedence = &self.settings.precedence;
         for key in &b.order {

@@ -83,7 +83,14 @@ pub fn normalize_logs(req: &mut ExportLogsServiceRequest) -> Stats {
 pub fn normalize_logs_into_records(
     req: &mut ExportLogsServiceRequest,
 ) -> (Vec<KeyedRecord>, Stats) {
-    let mut records = Vec::new();
+    // About one canonical record per log record (a few make two).
+    let n = req
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum::<usize>();
+    let mut records = Vec::with_capacity(n + n / 4);
     let stats = normalize_with(req, |r, _| records.push(r.into_keyed_record()));
     // Scopes and resources left empty go, as the dedupe and store inputs drop them too.
     for rl in &mut req.resource_logs {
