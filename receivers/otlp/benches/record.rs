@@ -12,6 +12,9 @@
 //! `time / elements` the per-record time.
 //!
 //! * `normalize`: `normalize_logs` of the 1000 native records (→ 1250 canonical ones).
+//! * `normalize_into_records`: the same, the canonical records taken out as `AgentRecord`s
+//!   (`normalize_logs_into_records`, what the receiver hands a `dedupe` in front of its store):
+//!   compare with `normalize` + `take_from_log_record`, the way through OTLP.
 //! * `take_from_log_record`: the 1250 canonical log records read back, moving (dedupe, store).
 //! * `from_log_record`: the same, copying.
 //! * `to_log_record`: the 1250 records written as OTLP (dedupe's output).
@@ -22,7 +25,7 @@
 
 use agentcol_component::agent::AgentRecord;
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::LogRecord;
-use agentcol_receiver_otlp::agent::normalize_logs;
+use agentcol_receiver_otlp::agent::{normalize_logs, normalize_logs_into_records};
 use std::time::Duration;
 
 use agentcol_loadgen::process_cpu_time;
@@ -92,6 +95,19 @@ fn bench(c: &mut Criterion) {
                 |mut req| {
                     normalize_logs(&mut req);
                     req
+                },
+            )
+        })
+    });
+
+    g.bench_function("normalize_into_records", |b| {
+        b.iter_custom(|iters| {
+            timed(
+                iters,
+                || raw.clone(),
+                |mut req| {
+                    let (records, _) = normalize_logs_into_records(&mut req);
+                    (req, records)
                 },
             )
         })
