@@ -286,6 +286,17 @@ impl KeyState {
     }
 }
 
+/// An alias's id in [`Store`]'s filter: xxh3-64 of the three parts, each followed by a byte
+/// no part holds as text (a unit separator).
+fn alias_filter_id(agent: &str, session: &str, alias: &str) -> i64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for part in [agent, session, alias] {
+        h.update(part.as_bytes());
+        h.update(&[0x1f]);
+    }
+    h.digest() as i64
+}
+
 /// One alias: (agent, session, `~trace:<hex>`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct AliasId {
@@ -295,6 +306,11 @@ pub(crate) struct AliasId {
 }
 
 impl AliasId {
+    /// Its id in [`Store`]'s filter of declared aliases.
+    fn filter_id(&self) -> i64 {
+        alias_filter_id(self.agent, &self.session, &self.alias)
+    }
+
     pub fn of(key: &EventKey) -> Self {
         AliasId {
             agent: key.agent().as_str(),
@@ -359,6 +375,9 @@ pub(crate) struct Store {
     /// Every row id a key may hold ([`KeyFilter`]): a key whose id it has never seen is absent
     /// without a lookup.
     known: KeyFilter,
+    /// The same for `aliases` ([`AliasId::filter_id`]): most aliases asked for are new (every
+    /// turn of a Codex thread declares one), and each would otherwise be a lookup.
+    aliases_known: KeyFilter,
 }
 
 impl fmt::Debug for Store {
@@ -447,6 +466,7 @@ impl Store {
             overflow: 0,
             provisional: 0,
             known: KeyFilter::with_capacity(0),
+            aliases_known: KeyFilter::with_capacity(0),
         };
         store.init()?;
         Ok(store)
@@ -520,7 +540,23 @@ impl Store {
             .map_err(|e| self.err(e))?;
         self.provisional = provisional.max(0) as u64;
         self.known = self.build_filter(0).map_err(|e| self.err(e))?;
+        self.aliases_known = self.build_alias_filter(0).map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// A filter of every alias in `aliases`, with room for twice as many and at least `min`.
+    fn build_alias_filter(&self, min: u64) -> Result<KeyFilter, rusqlite::Error> {
+        let c = &self.conn;
+        let n: i64 = c.query_row("SELECT COUNT(*) FROM aliases", [], |r| r.get(0))?;
+        let mut f = KeyFilter::with_capacity((n.max(0) as u64).saturating_mul(2).max(min));
+        let mut st = c.prepare("SELECT agent, session, alias FROM aliases")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (agent, session, alias): (String, String, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?);
+            f.insert(alias_filter_id(&agent, &session, &alias));
+        }
+        Ok(f)
     }
 
     /// A filter of every id in `keys` and every id of a text in `keys_overflow` (an overflow
@@ -711,6 +747,9 @@ impl Store {
 
     /// The real turn of an alias, if declared.
     pub fn load_alias(&self, id: &AliasId) -> Result<Option<String>, StateError> {
+        if !self.aliases_known.may_contain(id.filter_id()) {
+            return Ok(None);
+        }
         self.conn
             .prepare_cached(
                 "SELECT turn FROM aliases WHERE agent = ?1 AND session = ?2 AND alias = ?3",
@@ -870,6 +909,9 @@ impl Store {
                 let mut provisional = self.provisional as i64;
                 for (id, turn, waiting) in &w.aliases {
                     al.execute(params![id.agent, id.session, id.alias, turn])?;
+                    // Before the commit: whatever becomes of it, a stored alias is never
+                    // reported absent.
+                    self.aliases_known.insert(id.filter_id());
                     if *waiting {
                         provisional -=
                             unprov.execute(params![id.agent, id.session, id.alias])? as i64;
@@ -921,6 +963,14 @@ impl Store {
         self.overflow = new_overflow;
         self.provisional = new_provisional;
         self.next_seq = first_seq + w.decisions.len() as u64;
+        if self.aliases_known.wants_rebuild() {
+            match self.build_alias_filter(self.aliases_known.capacity().saturating_mul(2)) {
+                Ok(f) => self.aliases_known = f,
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "rebuilding the dedupe alias filter failed")
+                }
+            }
+        }
         if self.known.wants_rebuild() {
             // Full: rebuilt from the file at twice the size. If that fails, the old filter is
             // still right, only less selective.
