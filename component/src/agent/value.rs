@@ -56,7 +56,10 @@ pub fn json_to_any(v: &Json) -> AnyValue {
 }
 
 /// JSON given away, as an OTLP value (`null` → no value): strings, keys and nested values
-/// are moved, not copied. An object that is exactly `{"$bytes": <hex>}` is bytes again.
+/// are moved, not copied. An object that is exactly `{"$bytes": <hex>}`, the hex lowercase as
+/// [`any_into_json`] writes it, is bytes again; any other such object (`"ABCD"`, a sender's
+/// kvlist that only looks like bytes) stays an object, so the JSON of every OTLP value
+/// converts back to a value with the same JSON.
 pub fn json_into_any(v: Json) -> AnyValue {
     let value = match v {
         Json::Null => None,
@@ -72,7 +75,8 @@ pub fn json_into_any(v: Json) -> AnyValue {
         Json::Object(m) => {
             if m.len() == 1 {
                 if let Some(Json::String(h)) = m.get("$bytes") {
-                    if let Ok(b) = hex::decode(h) {
+                    let lowercase = h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+                    if let (true, Ok(b)) = (lowercase, hex::decode(h)) {
                         return AnyValue {
                             value: Some(V::BytesValue(b)),
                         };
@@ -227,8 +231,9 @@ mod tests {
         let j = any_to_json(Some(&v));
         assert_eq!(j, serde_json::json!({"a": 7, "b": {"$bytes": "0102"}}));
         assert_eq!(json_to_any(&j), v);
-        // Not bytes: a `$bytes` that is not hex, or an object with more than that field.
-        let odd = serde_json::json!([1.5, -3, u64::MAX, null, {"$bytes": "zz"}, {"$bytes": "0a", "x": 1}]);
+        // Not bytes: a `$bytes` that is not hex, not lowercase hex, or an object with more
+        // than that field.
+        let odd = serde_json::json!([1.5, -3, u64::MAX, null, {"$bytes": "zz"}, {"$bytes": "0a", "x": 1}, {"$bytes": "0A"}]);
         let text = |s: &str| AnyValue {
             value: Some(V::StringValue(s.into())),
         };
@@ -260,10 +265,16 @@ mod tests {
                     AnyValue { value: None },
                     kvlist(vec![("$bytes", text("zz"))]),
                     kvlist(vec![("$bytes", text("0a")), ("x", int(1))]),
+                    kvlist(vec![("$bytes", text("0A"))]),
                 ],
             })),
         };
         assert_eq!(json_to_any(&odd), expected);
+        // Whatever a sender's value, its JSON reads back as the same JSON.
+        for v in [&v, &expected] {
+            let j = any_to_json(Some(v));
+            assert_eq!(any_to_json(Some(&json_to_any(&j))), j);
+        }
     }
 
     #[test]

@@ -16,9 +16,36 @@ use agentcol_processor_dedupe::{DedupeConfig, DedupeProcessor};
 use agentcol_receiver_otlp::agent::{normalize_logs, normalize_logs_into_records};
 
 /// Three turns of a Codex thread as the agent sends them (not normalised yet), plus one plain
-/// log record that is no agent's.
+/// log record that is no agent's. Each native record also carries an attribute a sender may
+/// send whose JSON form looks like bytes (`{"$bytes": "ABCD"}`, a kvlist, not bytes): it must
+/// read back as itself whichever way it travels.
 fn raw_request() -> ExportLogsServiceRequest {
+    use agentcol_component::opentelemetry_proto::tonic::common::v1::{
+        any_value::Value, AnyValue, KeyValue, KeyValueList,
+    };
     let mut req: ExportLogsServiceRequest = agentcol_loadgen::unique_request(12, 3);
+    let looks_like_bytes = KeyValue {
+        key: "x.looks_like_bytes".into(),
+        value: Some(AnyValue {
+            value: Some(Value::KvlistValue(KeyValueList {
+                values: vec![KeyValue {
+                    key: "$bytes".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue("ABCD".into())),
+                    }),
+                    ..Default::default()
+                }],
+            })),
+        }),
+        ..Default::default()
+    };
+    for rl in &mut req.resource_logs {
+        for sl in &mut rl.scope_logs {
+            for r in &mut sl.log_records {
+                r.attributes.push(looks_like_bytes.clone());
+            }
+        }
+    }
     let plain = agentcol_component::data::logs_from(vec![Default::default()]);
     req.resource_logs.extend(plain.resource_logs);
     req
