@@ -287,6 +287,61 @@ fn note(prefix: &str, text: &str) -> String {
     s
 }
 
+/// Records with no place in the input, by origin.
+type Loose<T> = Vec<(Option<i64>, Vec<T>)>;
+
+/// Emissions' records (`(slot, origin, records)` each) grouped where they go: at the input
+/// position of their key's first observation when `placed` says it has a place in the output,
+/// else after everything, by origin (in order of first appearance).
+fn group<T>(
+    emissions: impl Iterator<Item = (Option<usize>, Option<i64>, Vec<T>)>,
+    placed: impl Fn(usize) -> bool,
+) -> (HashMap<usize, Vec<T>>, Loose<T>) {
+    let mut at: HashMap<usize, Vec<T>> = HashMap::default();
+    let mut loose: Loose<T> = Vec::new();
+    for (slot, origin, records) in emissions {
+        if records.is_empty() {
+            continue;
+        }
+        match slot.filter(|s| placed(*s)) {
+            Some(s) => at.entry(s).or_default().extend(records),
+            None => match loose.iter_mut().find(|(o, _)| *o == origin) {
+                Some((_, v)) => v.extend(records),
+                None => loose.push((origin, records)),
+            },
+        }
+    }
+    (at, loose)
+}
+
+/// Rewrites the input's log records in place: each observation (input position `first` and
+/// on, as `slots` says) goes, `at_obs` being given its position and the scope's new list to
+/// put records there; everything else stays where it was. Empty scopes and resources go.
+fn replace_observations(
+    logs: &mut Logs,
+    slots: &[Slot],
+    first: usize,
+    mut at_obs: impl FnMut(usize, &mut Vec<LogRecord>),
+) {
+    let mut slot = first;
+    for rl in &mut logs.resource_logs {
+        for sl in &mut rl.scope_logs {
+            let records = std::mem::take(&mut sl.log_records);
+            let mut out = Vec::with_capacity(records.len());
+            for rec in records {
+                match slots.get(slot) {
+                    Some(Slot::Obs) => at_obs(slot, &mut out),
+                    _ => out.push(rec),
+                }
+                slot += 1;
+            }
+            sl.log_records = out;
+        }
+        rl.scope_logs.retain(|s| !s.log_records.is_empty());
+    }
+    logs.resource_logs.retain(|r| !r.scope_logs.is_empty());
+}
+
 fn tombstone(t: &Tomb, real: &EventKey) -> AgentRecord {
     let mut r = AgentRecord::observation(
         t.key.clone(),
@@ -1046,43 +1101,19 @@ impl Engine {
     /// it), other observations go; emissions with no place in the input (keys moved by an
     /// alias, flushes) are appended under their origin's resource and scope.
     fn assemble(&mut self, logs: &mut Logs, slots: &[Slot], b: &mut Batch) {
-        let mut at: HashMap<usize, Vec<LogRecord>> = HashMap::default();
-        let mut loose: Vec<(Option<i64>, Vec<LogRecord>)> = Vec::new();
-        for e in &mut b.emissions {
-            let records = std::mem::take(&mut e.records);
-            if records.is_empty() {
-                continue;
+        let first = b.record_slots;
+        // A key first observed in a record (not a log record) has no place in the output.
+        let (mut at, loose) = group(
+            b.emissions
+                .iter_mut()
+                .map(|e| (e.slot, e.origin, std::mem::take(&mut e.records))),
+            |s| s >= first,
+        );
+        replace_observations(logs, slots, first, |slot, out| {
+            if let Some(e) = at.remove(&slot) {
+                out.extend(e);
             }
-            // A key first observed in a record (not a log record) has no place in the output.
-            match e.slot.filter(|s| *s >= b.record_slots) {
-                Some(s) => at.entry(s).or_default().extend(records),
-                None => match loose.iter_mut().find(|(o, _)| *o == e.origin) {
-                    Some((_, v)) => v.extend(records),
-                    None => loose.push((e.origin, records)),
-                },
-            }
-        }
-        let mut slot = b.record_slots;
-        for rl in &mut logs.resource_logs {
-            for sl in &mut rl.scope_logs {
-                let records = std::mem::take(&mut sl.log_records);
-                let mut out = Vec::with_capacity(records.len());
-                for rec in records {
-                    match slots.get(slot) {
-                        Some(Slot::Obs) => {
-                            if let Some(e) = at.remove(&slot) {
-                                out.extend(e);
-                            }
-                        }
-                        _ => out.push(rec),
-                    }
-                    slot += 1;
-                }
-                sl.log_records = out;
-            }
-            rl.scope_logs.retain(|s| !s.log_records.is_empty());
-        }
-        logs.resource_logs.retain(|r| !r.scope_logs.is_empty());
+        });
         for (origin, records) in loose {
             let mut rl = self.template(b, origin);
             match rl.scope_logs.first_mut() {
@@ -1102,23 +1133,17 @@ impl Engine {
         slots: &[Slot],
         b: &mut Batch,
     ) -> Vec<KeyedRecord> {
-        let mut at: HashMap<usize, Vec<KeyedRecord>> = HashMap::default();
-        let mut loose: Vec<(Option<i64>, Vec<KeyedRecord>)> = Vec::new();
-        let mut n = 0;
-        for e in &mut b.emissions {
-            let records = std::mem::take(&mut e.keyed);
-            if records.is_empty() {
-                continue;
-            }
-            n += records.len();
-            match e.slot {
-                Some(s) => at.entry(s).or_default().extend(records),
-                None => match loose.iter_mut().find(|(o, _)| *o == e.origin) {
-                    Some((_, v)) => v.extend(records),
-                    None => loose.push((e.origin, records)),
-                },
-            }
-        }
+        let (mut at, loose) = group(
+            b.emissions
+                .iter_mut()
+                .map(|e| (e.slot, e.origin, std::mem::take(&mut e.keyed))),
+            |_| true,
+        );
+        let n = at
+            .values()
+            .chain(loose.iter().map(|(_, v)| v))
+            .map(Vec::len)
+            .sum();
         let mut out = Vec::with_capacity(n);
         for (slot, kind) in slots.iter().enumerate() {
             if *kind == Slot::Obs {
@@ -1130,22 +1155,7 @@ impl Engine {
         for (_, records) in loose {
             out.extend(records);
         }
-        let mut slot = b.record_slots;
-        for rl in &mut logs.resource_logs {
-            for sl in &mut rl.scope_logs {
-                let records = std::mem::take(&mut sl.log_records);
-                let mut kept = Vec::new();
-                for rec in records {
-                    if slots.get(slot) != Some(&Slot::Obs) {
-                        kept.push(rec);
-                    }
-                    slot += 1;
-                }
-                sl.log_records = kept;
-            }
-            rl.scope_logs.retain(|s| !s.log_records.is_empty());
-        }
-        logs.resource_logs.retain(|r| !r.scope_logs.is_empty());
+        replace_observations(logs, slots, b.record_slots, |_, _| {});
         out
     }
 
