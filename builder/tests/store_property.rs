@@ -172,11 +172,10 @@ fn as_records(mut logs: Logs) -> AgentLogs {
             let mut kept = Vec::new();
             for mut r in std::mem::take(&mut sl.log_records) {
                 match AgentRecord::take_from_log_record(&mut r, |_| true) {
-                    Ok(record) if record.revision.is_none() => records.push(KeyedRecord {
-                        key: record.key.to_string(),
-                        record,
-                        archive: None,
-                    }),
+                    Ok(record) if record.revision.is_none() => {
+                        let key = record.key.to_string();
+                        records.push(KeyedRecord::new(record, key));
+                    }
                     _ => kept.push(r),
                 }
             }

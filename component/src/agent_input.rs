@@ -25,7 +25,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::agent::AgentRecord;
+use crate::agent::{AgentRecord, Source};
 use crate::consumer::ConsumeError;
 use crate::data::Logs;
 use crate::id::ComponentId;
@@ -53,6 +53,38 @@ pub struct KeyedRecord {
     /// the key the observation came with, so the store copies it instead of writing the record
     /// again ([`AgentRecord::to_json_parts_from_observation`]).
     pub archive: Option<usize>,
+    /// What the sender knows of each attached observation (`record.observations`, same
+    /// order), so the store does not read it back from its text: one per observation, or
+    /// none at all (unknown; the store then reads the texts).
+    pub heads: Vec<AttachedHead>,
+}
+
+/// An attached observation as its sender knows it: the digest of its text
+/// ([`crate::agent::merge::digest`]) and the columns of its archive row, which are the fields
+/// its text says (`key`, `source`, `time_unix_nano`). Debug builds of the store check them
+/// against the text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachedHead {
+    /// `merge::digest` of the observation's text.
+    pub digest: String,
+    /// The key its text names (the key it came with, which a re-keyed observation keeps).
+    pub key: String,
+    /// Its `source`.
+    pub source: Option<Source>,
+    /// Its `time_unix_nano`.
+    pub time_unix_nano: u64,
+}
+
+impl KeyedRecord {
+    /// A record with no attachment known to be its archive form and no heads.
+    pub fn new(record: AgentRecord, key: String) -> KeyedRecord {
+        KeyedRecord {
+            record,
+            key,
+            archive: None,
+            heads: Vec::new(),
+        }
+    }
 }
 
 impl AgentLogs {

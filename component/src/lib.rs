@@ -42,7 +42,7 @@ pub mod telemetry;
 pub use async_trait::async_trait;
 pub use opentelemetry_proto;
 
-pub use agent_input::{AgentInput, AgentLogs, KeyedRecord};
+pub use agent_input::{AgentInput, AgentLogs, AttachedHead, KeyedRecord};
 pub use config::{ComponentConfig, ConfigError, Duration, Secret};
 pub use consumer::{AnyConsumer, ConsumeError, Consumer, Consumers, Fanout};
 pub use data::{Logs, Metrics, Signal, SignalData, SignalSet, Traces};

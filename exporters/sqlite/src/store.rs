@@ -36,7 +36,7 @@ use agentcol_component::filter::KeyFilter;
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
     LogRecord, ResourceLogs, ScopeLogs,
 };
-use agentcol_component::{AgentLogs, KeyedRecord, Logs, StoredKey};
+use agentcol_component::{AgentLogs, AttachedHead, KeyedRecord, Logs, StoredKey};
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -253,10 +253,11 @@ impl Store {
             record,
             key,
             archive,
+            heads,
         } in records
         {
             w.stats.records += 1;
-            w.agent(record, None, Some((key, archive)))?;
+            w.agent(record, None, Some((key, archive, heads)))?;
         }
         for rl in &mut logs.resource_logs {
             for mut sl in std::mem::take(&mut rl.scope_logs) {
@@ -450,14 +451,18 @@ impl Writer<'_> {
         &mut self,
         mut rec: AgentRecord,
         r: Option<&LogRecord>,
-        keyed: Option<(String, Option<usize>)>,
+        keyed: Option<(String, Option<usize>, Vec<AttachedHead>)>,
     ) -> Result<(), StoreError> {
-        let attached = std::mem::take(&mut rec.observations);
+        let (keyed, heads) = match keyed {
+            Some((key, archive, heads)) => (Some((key, archive)), heads),
+            None => (None, Vec::new()),
+        };
+        let attached = Attached::new(std::mem::take(&mut rec.observations), heads);
         if let Some(host) = &rec.superseded_by {
             self.archive_unless_implied(&attached, &host.clone())?;
         } else if rec.revision.is_none() {
-            for o in &attached {
-                self.archive_text(o)?;
+            for i in 0..attached.len() {
+                self.archive_attached(&attached, i)?;
             }
         }
         if rec.superseded_by.is_none() && !rec.key.has_alias_turn() {
@@ -475,7 +480,7 @@ impl Writer<'_> {
                     None => {
                         // Its OTLP form, as it would have come.
                         rec.superseded_by = Some(new_key);
-                        rec.observations = attached;
+                        rec.observations = attached.texts;
                         self.raw(&rec.into_log_record(), REASON)
                     }
                 };
@@ -490,6 +495,40 @@ impl Writer<'_> {
             self.archive_record(&d, &json, &rec)?;
             self.observation(rec, d)
         }
+    }
+
+    /// Archives attachment `i`, with its sender's head when there is one (else read from the
+    /// text, [`Self::archive_text`]).
+    fn archive_attached(&mut self, attached: &Attached, i: usize) -> Result<(), StoreError> {
+        let json = &attached.texts[i];
+        let Some(h) = attached.heads.get(i) else {
+            return self.archive_text(json);
+        };
+        #[cfg(debug_assertions)]
+        {
+            let read = serde_json::from_str::<ObservationHead<'_>>(json).ok();
+            debug_assert_eq!(
+                read.as_ref().map(|r| (
+                    &*r.key,
+                    r.source.as_deref(),
+                    r.time_unix_nano,
+                    digest(json)
+                )),
+                Some((
+                    h.key.as_str(),
+                    h.source.map(|s| s.as_str()),
+                    h.time_unix_nano,
+                    h.digest.clone()
+                )),
+                "the head sent with an attached observation"
+            );
+        }
+        let columns = (
+            h.key.as_str(),
+            h.source.map(|s| s.as_str()),
+            ns(h.time_unix_nano),
+        );
+        self.archive(&h.digest, json, Some(columns))
     }
 
     /// Archives an attached observation (JSON text as `dedupe` sent it). Only the columns are
@@ -734,7 +773,7 @@ impl Writer<'_> {
         &mut self,
         rec: AgentRecord,
         keyed: Option<(String, Option<usize>)>,
-        attached: &[String],
+        attached: &Attached,
     ) -> Result<(), StoreError> {
         let (key, archive) = keyed.unwrap_or_else(|| (rec.key.to_string(), None));
         debug_assert_eq!(key, rec.key.to_string());
@@ -748,7 +787,7 @@ impl Writer<'_> {
         }
         // The record's text, copied from its one observation when the sender says which.
         let parts = match archive
-            .and_then(|i| attached.get(i))
+            .and_then(|i| attached.texts.get(i))
             .and_then(|o| rec.to_json_parts_from_observation(&key, o))
         {
             Some((json, obs_len)) => RecordJson { json, obs_len },
@@ -762,6 +801,7 @@ impl Writer<'_> {
         let (implied_at, implied) = if rev == 0 && single_source && obs_len > 0 {
             let head = parts.obs_head();
             attached
+                .texts
                 .iter()
                 .enumerate()
                 .find_map(|(i, o)| {
@@ -770,7 +810,7 @@ impl Writer<'_> {
                             Some(i),
                             Some(Implied {
                                 len: obs_len as i64,
-                                digest: digest(o),
+                                digest: attached.digest(i).into_owned(),
                                 key: k,
                             }),
                         )
@@ -808,9 +848,9 @@ impl Writer<'_> {
                 }
             }
             self.wrote_event(&key, rec, true, attrs);
-            for (i, o) in attached.iter().enumerate() {
+            for i in 0..attached.len() {
                 if Some(i) != implied_at {
-                    self.archive_text(o)?;
+                    self.archive_attached(attached, i)?;
                 }
             }
             return Ok(());
@@ -821,9 +861,9 @@ impl Writer<'_> {
                 let implied = implied.or(explicit);
                 // First: the replaced row's implied observation becomes explicit.
                 self.write_event(&key, rec, json, rev, None, stored.as_ref(), implied)?;
-                for (i, o) in attached.iter().enumerate() {
+                for i in 0..attached.len() {
                     if Some(i) != implied_at {
-                        self.archive_text(o)?;
+                        self.archive_attached(attached, i)?;
                     }
                 }
                 Ok(())
@@ -833,8 +873,8 @@ impl Writer<'_> {
                 let already = s
                     .and_then(|s| s.implied.as_ref())
                     .map(|i| i.digest.as_str());
-                for (i, o) in attached.iter().enumerate() {
-                    if already.is_some() && already == Some(digest(o).as_str()) {
+                for i in 0..attached.len() {
+                    if already.is_some() && already == Some(&*attached.digest(i)) {
                         // Already in the archive, implied by the stored row.
                         continue;
                     }
@@ -847,7 +887,7 @@ impl Writer<'_> {
                         }
                         continue;
                     }
-                    self.archive_text(o)?;
+                    self.archive_attached(attached, i)?;
                 }
                 self.stats.skip(reason);
                 Ok(())
@@ -883,7 +923,7 @@ impl Writer<'_> {
     /// than `host`), except the one the row of `host` implies.
     fn archive_unless_implied(
         &mut self,
-        attached: &[String],
+        attached: &Attached,
         host: &EventKey,
     ) -> Result<(), StoreError> {
         if attached.is_empty() {
@@ -895,8 +935,8 @@ impl Writer<'_> {
             .as_ref()
             .and_then(|s| s.implied.as_ref())
             .map(|i| i.digest.clone());
-        for o in attached {
-            if implied.is_some() && implied.as_deref() == Some(digest(o).as_str()) {
+        for (i, o) in attached.texts.iter().enumerate() {
+            if implied.is_some() && implied.as_deref() == Some(&*attached.digest(i)) {
                 continue;
             }
             if implied.is_none() {
@@ -912,7 +952,7 @@ impl Writer<'_> {
                     continue;
                 }
             }
-            self.archive_text(o)?;
+            self.archive_attached(attached, i)?;
         }
         Ok(())
     }
@@ -1184,6 +1224,41 @@ impl Writer<'_> {
             self.stats.skip(skip::DUPLICATE);
         }
         Ok(())
+    }
+}
+
+/// The observations attached to a record, with what their sender knew of them: one
+/// [`AttachedHead`] per text, or none (read from the texts).
+struct Attached {
+    texts: Vec<String>,
+    heads: Vec<AttachedHead>,
+}
+
+impl Attached {
+    fn new(texts: Vec<String>, mut heads: Vec<AttachedHead>) -> Attached {
+        if heads.len() != texts.len() {
+            heads.clear();
+        }
+        Attached { texts, heads }
+    }
+
+    fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
+    /// The digest of attachment `i`.
+    fn digest(&self, i: usize) -> std::borrow::Cow<'_, str> {
+        match self.heads.get(i) {
+            Some(h) => {
+                debug_assert_eq!(h.digest, digest(&self.texts[i]));
+                std::borrow::Cow::Borrowed(&h.digest)
+            }
+            None => std::borrow::Cow::Owned(digest(&self.texts[i])),
+        }
     }
 }
 

@@ -553,6 +553,7 @@ pub(crate) fn decode(
         pending,
         due_ms,
         unsent,
+        unsent_heads: Vec::new(),
         supersedes,
         origin,
     })

@@ -18,7 +18,7 @@ use agentcol_component::opentelemetry_proto::tonic::common::v1::InstrumentationS
 use agentcol_component::opentelemetry_proto::tonic::logs::v1::{
     LogRecord, ResourceLogs, ScopeLogs,
 };
-use agentcol_component::{KeyStates, KeyedRecord, Logs};
+use agentcol_component::{AttachedHead, KeyStates, KeyedRecord, Logs};
 use prost::Message;
 
 use crate::cache::Lru;
@@ -571,6 +571,13 @@ impl Engine {
         // Read now: the observation itself is used up below (moved into the state).
         let declared = declaration(&obs).map(|(id, turn)| (id, turn.to_string()));
         let d = digest(&json);
+        // What the store's archive row of it needs, known here (only attachments need it).
+        let head = self.settings.attach.then(|| AttachedHead {
+            digest: d.clone(),
+            key: obs_text.clone(),
+            source: obs.source,
+            time_unix_nano: obs.time_unix_nano,
+        });
         let source = obs.source.map(|s| s.as_str());
         let mut key = obs.key.clone();
         let mut text: Option<Arc<str>> = None;
@@ -611,7 +618,6 @@ impl Engine {
         let entry = self.stage_keyed(b, &key, Some(text))?;
         let first_touch = entry.touch(Some(slot));
         let precedence = &self.settings.precedence;
-        let attach = self.settings.attach;
         let created = entry.state.is_none();
         // The one case of a lazy state: a new key, its first observation, with a source.
         let single = created && obs.source.is_some();
@@ -648,8 +654,8 @@ impl Engine {
             Added::Duplicate => DecisionKind::Duplicate,
             Added::New { .. } => {
                 entry.dirty = true;
-                if attach {
-                    st.unsent.push(json);
+                if let Some(head) = head {
+                    st.push_unsent(json, head);
                 }
                 if created {
                     DecisionKind::Unique
@@ -776,12 +782,13 @@ impl Engine {
                     pending: ps.pending,
                     due_ms: ps.due_ms,
                     unsent: ps.unsent,
+                    unsent_heads: ps.unsent_heads,
                     supersedes: Vec::new(),
                     origin: ps.origin,
                 },
                 Some(mut rs) => {
                     rs.merged.join(&ps.merged);
-                    rs.unsent.extend(ps.unsent);
+                    rs.extend_unsent(ps.unsent, ps.unsent_heads);
                     if ps.pending {
                         rs.due_ms = match (rs.pending, rs.due_ms, pdue) {
                             (true, Some(a), Some(c)) => Some(a.min(c)),
@@ -1011,7 +1018,7 @@ impl Engine {
                 if flush && st.pending {
                     st.pending = false;
                     st.due_ms = None;
-                    st.unsent.clear();
+                    st.clear_unsent();
                     s.dirty = true;
                     b.touched_pending = true;
                 }
@@ -1045,8 +1052,9 @@ impl Engine {
                 #[cfg(debug_assertions)]
                 debug_assert_eq!(r, expected);
                 source = r.source.map(|s| s.as_str());
+                let mut heads = Vec::new();
                 if attach {
-                    r.observations = std::mem::take(&mut st.unsent);
+                    (r.observations, heads) = st.take_unsent();
                 }
                 // A first emission of one observation is that observation (its text under the
                 // key it came with).
@@ -1066,6 +1074,7 @@ impl Engine {
                         record: r,
                         key: text,
                         archive,
+                        heads,
                     });
                 } else {
                     records.push(r.into_log_record_keyed(text));
@@ -1075,11 +1084,7 @@ impl Engine {
                 let r = tombstone(t, key);
                 if keyed {
                     let text = r.key.to_string();
-                    keyed_records.push(KeyedRecord {
-                        record: r,
-                        key: text,
-                        archive: None,
-                    });
+                    keyed_records.push(KeyedRecord::new(r, text));
                 } else {
                     records.push(r.into_log_record());
                 }
@@ -1239,7 +1244,7 @@ impl Engine {
                     note: Some(format!("superseded by {}", e.key)),
                 });
             }
-            st.unsent.clear();
+            st.clear_unsent();
             b.touched_pending |= st.pending;
             st.pending = false;
             st.due_ms = None;

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use agentcol_component::filter::KeyFilter;
+use agentcol_component::AttachedHead;
 
 /// Schema version written to `PRAGMA user_version`. 1: `keys` by text with the state as JSON
 /// (migrated on open); 2: `keys` by hashed row id with a binary state, `keys_overflow`.
@@ -256,6 +257,10 @@ pub(crate) struct KeyState {
     pub due_ms: Option<i64>,
     /// Observations (archive JSON) merged since the last emission (`attach_observations`).
     pub unsent: Vec<String>,
+    /// What this process knows of each of `unsent` (its digest and archive columns), handed to
+    /// the store with them so it does not read them back: one per entry of `unsent`, or none
+    /// (never stored: a state read from the file has none, and the store reads the texts).
+    pub unsent_heads: Vec<AttachedHead>,
     /// Provisional keys to tombstone right after the next emission.
     pub supersedes: Vec<Tomb>,
     /// Origin (resource + scope) of the first observation.
@@ -270,9 +275,45 @@ impl KeyState {
             pending: false,
             due_ms: None,
             unsent: Vec::new(),
+            unsent_heads: Vec::new(),
             supersedes: Vec::new(),
             origin,
         }
+    }
+
+    /// Adds an observation to `unsent`, with what is known of it.
+    pub fn push_unsent(&mut self, json: String, head: AttachedHead) {
+        if self.unsent_heads.len() == self.unsent.len() {
+            self.unsent_heads.push(head);
+        }
+        self.unsent.push(json);
+    }
+
+    /// Adds `other`'s unsent observations (a provisional key's, re-keyed to this one).
+    pub fn extend_unsent(&mut self, other: Vec<String>, heads: Vec<AttachedHead>) {
+        let whole = self.unsent_heads.len() == self.unsent.len() && heads.len() == other.len();
+        self.unsent.extend(other);
+        if whole {
+            self.unsent_heads.extend(heads);
+        } else {
+            self.unsent_heads.clear();
+        }
+    }
+
+    /// Takes the unsent observations and their heads (none unless one per observation).
+    pub fn take_unsent(&mut self) -> (Vec<String>, Vec<AttachedHead>) {
+        let mut heads = std::mem::take(&mut self.unsent_heads);
+        let unsent = std::mem::take(&mut self.unsent);
+        if heads.len() != unsent.len() {
+            heads.clear();
+        }
+        (unsent, heads)
+    }
+
+    /// Forgets the unsent observations (emitted, or given up).
+    pub fn clear_unsent(&mut self) {
+        self.unsent.clear();
+        self.unsent_heads.clear();
     }
 
     /// Whether downstream has not seen the current revision, or a tombstone is owed.
@@ -622,6 +663,7 @@ impl Store {
                             Some(s) => serde_json::from_str(&s).map_err(|e| e.to_string())?,
                             None => Vec::new(),
                         },
+                        unsent_heads: Vec::new(),
                         supersedes: match list(6)? {
                             Some(s) => serde_json::from_str(&s).map_err(|e| e.to_string())?,
                             None => Vec::new(),

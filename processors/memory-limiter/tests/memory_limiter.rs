@@ -86,14 +86,7 @@ fn records(n: usize) -> AgentLogs {
     let key: EventKey = "v1|codex|s|t||user_prompt".parse().expect("key");
     let record = AgentRecord::observation(key.clone(), "agent.user_prompt", Source::Otlp, 1);
     AgentLogs {
-        records: vec![
-            KeyedRecord {
-                record,
-                key: key.to_string(),
-                archive: None,
-            };
-            n
-        ],
+        records: vec![KeyedRecord::new(record, key.to_string()); n],
         logs: logs(1),
     }
 }

@@ -308,11 +308,7 @@ impl Canonical {
             expected.as_ref(),
             "the record its log record reads as"
         );
-        KeyedRecord {
-            record,
-            key,
-            archive: None,
-        }
+        KeyedRecord::new(record, key)
     }
 
     /// The wire form (the layout of `AgentRecord::to_log_record`).
