@@ -127,7 +127,16 @@ fn key_id(text: &str) -> i64 {
     xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as i64
 }
 
-/// A filter of the keys of every `events` row, with room for twice as many (at least `min`).
+/// The id in [`Store::known`] of a provisional turn (`~trace:…`) that has `events` rows, so
+/// that learning its alias looks for its rows only when there may be some (the bulk case, an
+/// alias whose provisional records `dedupe` re-keyed before they came here, has none).
+fn provisional_turn_id(session: &str, turn: &str) -> i64 {
+    let seed = xxhash_rust::xxh3::xxh3_64(session.as_bytes()) ^ 0x7072_6f76;
+    xxhash_rust::xxh3::xxh3_64_with_seed(turn.as_bytes(), seed) as i64
+}
+
+/// A filter of the keys of every `events` row (and of their provisional turns,
+/// [`provisional_turn_id`]), with room for twice as many (at least `min`).
 fn build_filter(db: &Connection, min: u64) -> Result<KeyFilter, StoreError> {
     let read = StoreError::sql("reading event keys");
     let n: i64 = db
@@ -139,6 +148,13 @@ fn build_filter(db: &Connection, min: u64) -> Result<KeyFilter, StoreError> {
     while let Some(r) = rows.next().map_err(read)? {
         if let Ok(k) = r.get_ref(0).and_then(|v| v.as_str().map_err(Into::into)) {
             f.insert(key_id(k));
+            if k.contains("|~") {
+                if let Ok(key) = k.parse::<EventKey>() {
+                    if key.has_alias_turn() {
+                        f.insert(provisional_turn_id(key.session(), key.turn()));
+                    }
+                }
+            }
         }
     }
     Ok(f)
@@ -631,6 +647,14 @@ impl Writer<'_> {
             })
             .map_err(StoreError::sql("recording an alias"))?;
         if n == 0 {
+            return Ok(());
+        }
+        if self
+            .known
+            .as_deref()
+            .is_some_and(|f| !f.may_contain(provisional_turn_id(key.session(), alias)))
+        {
+            // No row of the provisional turn has ever been written.
             return Ok(());
         }
         let rows: Vec<(String, Option<String>)> = self
@@ -1169,6 +1193,9 @@ impl Writer<'_> {
         self.stats.upserted += 1;
         if let (true, Some(f)) = (new, self.known.as_deref_mut()) {
             f.insert(key_id(key));
+            if rec.key.has_alias_turn() {
+                f.insert(provisional_turn_id(rec.key.session(), rec.key.turn()));
+            }
         }
         if new {
             self.touched.count(&rec.key, 1);

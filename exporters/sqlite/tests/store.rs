@@ -819,3 +819,78 @@ fn session_picks_follow_replaced_and_deleted_events() {
         }
     }
 }
+
+#[test]
+fn a_provisional_raw_row_is_re_keyed_when_its_alias_comes_with_or_without_the_key_filter() {
+    // The raw path (no `dedupe`): the store re-keys a provisional row itself when a record
+    // declares its turn's alias. A store that serves key states keeps a filter of its keys and
+    // of its provisional turns, and skips looking for a turn's rows when the filter says it has
+    // none: it must say "maybe" for a provisional turn with rows, whether they were written
+    // before the filter was built (at reopen) or after.
+    let (provisional, resolved) = provisional();
+    let declaring = obs(
+        &key(Some(TURN2), Some("msg_5"), Kind::Message),
+        Source::Otlp,
+        10_600,
+        &[(attr::ALIAS_TRACE_ID, json!(TRACE_RESOLVED))],
+        json!("The answer."),
+    );
+    let resolved_text = resolved.to_string();
+    let cases: [(&str, bool, bool); 4] = [
+        ("no filter", false, false),
+        ("filter built before both", true, false),
+        (
+            "filter built from the file, after the provisional row",
+            false,
+            true,
+        ),
+        ("both", true, true),
+    ];
+    let mut reference = None;
+    for (what, filter_first, reopen_with_filter) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(&dir);
+        let mut store = open(&path);
+        if filter_first {
+            assert!(store
+                .key_state(&resolved, &resolved_text)
+                .unwrap()
+                .is_none());
+        }
+        store
+            .apply(&logs(std::slice::from_ref(&provisional)))
+            .unwrap();
+        if reopen_with_filter {
+            drop(store);
+            store = open(&path);
+            assert!(store
+                .key_state(&resolved, &resolved_text)
+                .unwrap()
+                .is_none());
+        }
+        store
+            .apply(&logs(std::slice::from_ref(&declaring)))
+            .unwrap();
+        drop(store);
+        assert_eq!(
+            count(&path, "SELECT count(*) FROM events WHERE turn_id LIKE '~%'"),
+            0,
+            "{what}: the provisional row is gone"
+        );
+        assert_eq!(
+            count(
+                &path,
+                &format!("SELECT count(*) FROM events WHERE key = '{resolved_text}'")
+            ),
+            1,
+            "{what}: re-keyed to its turn"
+        );
+        let d = dump(&path);
+        assert_eq!(reference.get_or_insert_with(|| d.clone()), &d, "{what}");
+    }
+    // And the other order (alias first): the same tables.
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    write(&path, &[declaring, provisional], 1, None);
+    assert_eq!(reference.as_ref(), Some(&dump(&path)), "alias first");
+}
