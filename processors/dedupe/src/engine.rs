@@ -72,8 +72,47 @@ struct Cached {
     text: Arc<str>,
     loc: Loc,
     blob: Box<[u8]>,
+    /// A state of one observation cached as that observation's text ([`Lazy::Text`]): `blob`
+    /// is then the state without its fields, which are read back from the text when the key
+    /// comes again.
+    json: Option<Box<str>>,
     pending: bool,
     due_ms: Option<i64>,
+}
+
+/// How a lazy state ([`Staged::lazy`]) stands for its `merged.fields`.
+#[derive(Debug)]
+enum Lazy {
+    /// The `fields` part of its stored form, encoded straight from the observation
+    /// ([`codec::fields_of`]): what its own state file stores.
+    Fields(Vec<u8>),
+    /// The observation's text (its archive form), with `storage`: the state is then only ever
+    /// cached, and most keys never come again, so the fields are not encoded at all; the cache
+    /// keeps the text (a copy of what goes to the store) and a key that comes again is read
+    /// back from it ([`decode_cached`]).
+    Text(Box<str>),
+}
+
+/// The `fields` part of a state without fields (a [`Lazy::Text`] state's blob).
+const NO_FIELDS: [u8; 1] = [0];
+
+/// The state of a cache entry: its blob, and for a [`Lazy::Text`] entry the fields read back
+/// from its observation's text (as [`Staged::materialize`] would have filled them in).
+fn decode_cached(key: &EventKey, c: &Cached, precedence: &Precedence) -> Result<KeyState, String> {
+    let mut st = codec::decode(key, &c.blob, c.pending, c.due_ms)?;
+    if let Some(json) = &c.json {
+        let mut obs: AgentRecord =
+            serde_json::from_str(json).map_err(|e| format!("cached observation: {e}"))?;
+        obs.key = key.clone();
+        let d = st
+            .merged
+            .digests
+            .pop_first()
+            .ok_or("a cached observation without its digest")?;
+        st.merged.sources.clear();
+        st.merged.add_owned(obs, d, precedence);
+    }
+    Ok(st)
 }
 
 /// What a cache entry costs beyond its blob and key text: the map slot and the allocator's
@@ -108,7 +147,9 @@ struct Staged {
     /// is never filled in unless something needs the whole event ([`Staged::materialize`]).
     /// Most keys of a live session are seen once per request, and building, encoding and
     /// dropping their `Merged` was a third of the cost of a new key.
-    lazy: Option<Vec<u8>>,
+    lazy: Option<Lazy>,
+    /// The text of a [`Lazy::Text`] cache entry this was read from, to put it back unchanged.
+    cached_json: Option<Box<str>>,
 }
 
 impl Staged {
@@ -427,9 +468,13 @@ impl Engine {
             // A cached entry under the same id but another key (a collision) is dropped: the
             // cache is only a copy of the database.
             let cached = self.cache.take(&id).filter(|c| *c.text == *text);
+            let mut cached_json = None;
             let (loc, state, blob) = match cached {
-                Some(c) => match codec::decode(key, &c.blob, c.pending, c.due_ms) {
-                    Ok(st) => (c.loc, Some(st), Some(c.blob)),
+                Some(c) => match decode_cached(key, &c, &self.settings.precedence) {
+                    Ok(st) => {
+                        cached_json = c.json;
+                        (c.loc, Some(st), Some(c.blob))
+                    }
                     Err(e) => {
                         tracing::error!(key = %text, error = %e, "cached dedupe state of this key is unreadable; starting it afresh");
                         (c.loc, None, None)
@@ -461,6 +506,7 @@ impl Engine {
                     slot: None,
                     first: None,
                     lazy: None,
+                    cached_json,
                 },
             );
         }
@@ -634,16 +680,29 @@ impl Engine {
         let added = if single {
             let src = obs.source.unwrap_or(Source::Otlp);
             let rank = precedence.rank(key.agent(), src);
-            let fields = codec::fields_of(&obs, rank);
-            #[cfg(debug_assertions)]
-            {
-                let mut m = Merged::new(key.clone());
-                m.add_with_digest(&obs, d.clone(), precedence);
-                debug_assert_eq!(fields, codec::fields(&m), "fields_of of {key}");
-            }
+            entry.lazy = Some(if self.settings.key_states.is_some() {
+                // Read back from the text if the key comes again: check that it reads back.
+                #[cfg(debug_assertions)]
+                {
+                    let mut back: AgentRecord = serde_json::from_str(&json).unwrap_or_else(|e| {
+                        panic!("the observation text of {key} does not read back: {e}")
+                    });
+                    back.key = obs.key.clone();
+                    debug_assert_eq!(back, obs, "the observation its text reads back as");
+                }
+                Lazy::Text(json.as_str().into())
+            } else {
+                let fields = codec::fields_of(&obs, rank);
+                #[cfg(debug_assertions)]
+                {
+                    let mut m = Merged::new(key.clone());
+                    m.add_with_digest(&obs, d.clone(), precedence);
+                    debug_assert_eq!(fields, codec::fields(&m), "fields_of of {key}");
+                }
+                Lazy::Fields(fields)
+            });
             st.merged.digests.insert(d);
             st.merged.sources.insert(src);
-            entry.lazy = Some(fields);
             first = Some(obs);
             Added::New { changed: true }
         } else {
@@ -1260,10 +1319,14 @@ impl Engine {
         // The stored form of every changed state (kept for the cache afterwards).
         for s in b.staged.values_mut() {
             if s.dirty {
-                s.blob = s
-                    .state
-                    .as_ref()
-                    .map(|st| codec::encode_with(st, s.lazy.as_deref()).into_boxed_slice());
+                s.blob = s.state.as_ref().map(|st| {
+                    let fields = match &s.lazy {
+                        Some(Lazy::Fields(f)) => Some(f.as_slice()),
+                        Some(Lazy::Text(_)) => Some(&NO_FIELDS[..]),
+                        None => None,
+                    };
+                    codec::encode_with(st, fields).into_boxed_slice()
+                });
             }
         }
         let locs: Vec<Loc>;
@@ -1280,6 +1343,10 @@ impl Engine {
                 if !s.dirty {
                     continue;
                 }
+                debug_assert!(
+                    !matches!(s.lazy, Some(Lazy::Text(_))),
+                    "a state without its fields is only ever cached"
+                );
                 match (&s.state, &s.blob) {
                     (Some(st), Some(blob)) => {
                         w.upserts.push(Upsert {
@@ -1326,11 +1393,20 @@ impl Engine {
         }
         for (_, s) in b.staged.drain() {
             if let (Some(st), Some(blob)) = (s.state, s.blob) {
-                let weight = blob.len() + s.text.len() + ENTRY_OVERHEAD;
+                let json = match (s.dirty, s.lazy) {
+                    (true, Some(Lazy::Text(t))) => Some(t),
+                    (true, _) => None,
+                    (false, _) => s.cached_json,
+                };
+                let weight = blob.len()
+                    + json.as_ref().map_or(0, |j| j.len())
+                    + s.text.len()
+                    + ENTRY_OVERHEAD;
                 let c = Cached {
                     text: s.text,
                     loc: s.loc,
                     blob,
+                    json,
                     pending: st.pending,
                     due_ms: st.due_ms,
                 };
