@@ -116,7 +116,7 @@ fn normalize_with(
             let scope = sl.scope.as_ref().map(|s| s.name.as_str()).unwrap_or("");
             let scope = scope.to_string();
             let mut out = Vec::with_capacity(sl.log_records.len());
-            for rec in std::mem::take(&mut sl.log_records) {
+            for mut rec in std::mem::take(&mut sl.log_records) {
                 if agentcol_component::agent::value::attr(&rec.attributes, attr::EVENT_KEY)
                     .is_some()
                 {
@@ -131,7 +131,7 @@ fn normalize_with(
                             Agent::Codex => codex::log(&native),
                             Agent::ClaudeCode => claude::log(&native),
                         };
-                        let records = if records.is_empty() {
+                        let mut records = if records.is_empty() {
                             let Some(r) = native.as_native_record() else {
                                 out.push(rec);
                                 continue;
@@ -142,6 +142,21 @@ fn normalize_with(
                             stats.canonical += 1;
                             records
                         };
+                        // The native attributes, moved into the last record that keeps them
+                        // (copied into any other).
+                        let mut natives = Some(std::mem::take(&mut rec.attributes));
+                        let mut wanting = records.iter().filter(|r| r.wants_natives()).count();
+                        for r in records.iter_mut().filter(|r| r.wants_natives()) {
+                            wanting -= 1;
+                            match natives.take() {
+                                Some(n) if wanting == 0 => r.fill_natives(n),
+                                Some(n) => {
+                                    r.fill_natives(n.clone());
+                                    natives = Some(n);
+                                }
+                                None => {}
+                            }
+                        }
                         for r in records {
                             if r.key.is_fallback() && r.key.kind() != Kind::Native {
                                 stats.fallback += 1;
@@ -207,6 +222,13 @@ pub fn events_from_spans(req: &ExportTraceServiceRequest) -> Option<ExportLogsSe
 /// A canonical observation being built: the native attributes kept as OTLP values (no JSON
 /// round trip on this hot path), canonical ones added. [`Canonical::into_log_record`] writes
 /// the layout of `AgentRecord::to_log_record`, so `AgentRecord::from_log_record` reads it back.
+///
+/// Its attributes are, in order: the native record's (`event.name` left out, reserved names
+/// prefixed `agent.native.attr.`), the native body as `agent.native.body`, then the canonical
+/// ones in the order first set; a canonical attribute of a native one's name takes the place
+/// of the first native one of that name. The native ones are not copied when the record is
+/// made ([`Native::record`]) but moved in at the end of the pass ([`Canonical::fill_natives`]),
+/// so the canonical ones are set on a short list.
 #[derive(Clone)]
 pub(crate) struct Canonical {
     pub key: EventKey,
@@ -214,8 +236,25 @@ pub(crate) struct Canonical {
     pub time_unix_nano: u64,
     pub trace_id: Vec<u8>,
     pub span_id: Vec<u8>,
+    /// The canonical attributes until the native ones are filled in, then all of them.
     attrs: Vec<KeyValue>,
+    /// The native body, as the attribute `agent.native.body` after the native attributes.
+    native_body: Option<AnyValue>,
+    natives: Natives,
     pub body: Json,
+}
+
+/// Whether a [`Canonical`] keeps its native record's attributes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Natives {
+    /// It has none (a record a span or another record implies).
+    None,
+    /// They are still to be filled in; `no_body_attr`: leaving out any named
+    /// `agent.native.body` (an `agent.native` record, whose body is the native body itself).
+    Wanted {
+        no_body_attr: bool,
+    },
+    Filled,
 }
 
 fn kv(key: &str, value: AnyValue) -> KeyValue {
@@ -241,8 +280,47 @@ impl Canonical {
             trace_id: Vec::new(),
             span_id: Vec::new(),
             attrs: Vec::with_capacity(capacity + 8),
+            native_body: None,
+            natives: Natives::None,
             body: Json::Null,
         }
+    }
+
+    /// Whether the native record's attributes are still to be filled in.
+    fn wants_natives(&self) -> bool {
+        matches!(self.natives, Natives::Wanted { .. })
+    }
+
+    /// Puts the native record's attributes (as received) in front of the canonical ones, with
+    /// the layout of the type's docs.
+    fn fill_natives(&mut self, natives: Vec<KeyValue>) {
+        let Natives::Wanted { no_body_attr } = self.natives else {
+            return;
+        };
+        self.natives = Natives::Filled;
+        let mut canonical = std::mem::take(&mut self.attrs);
+        let mut attrs = Vec::with_capacity(natives.len() + canonical.len() + 1);
+        for mut kv in natives {
+            if kv.key == "event.name" || (no_body_attr && kv.key == "agent.native.body") {
+                continue;
+            }
+            if agentcol_component::agent::record::is_reserved(&kv.key) {
+                kv.key = format!("agent.native.attr.{}", kv.key);
+            }
+            // A canonical attribute set under this name takes the first native one's place
+            // (its value taken: canonical attributes are never without one).
+            if let Some(c) = canonical.iter_mut().find(|c| c.key == kv.key) {
+                if let Some(v) = c.value.take() {
+                    kv.value = Some(v);
+                }
+            }
+            attrs.push(kv);
+        }
+        if let Some(b) = self.native_body.take() {
+            attrs.push(kv("agent.native.body", b));
+        }
+        attrs.extend(canonical.into_iter().filter(|c| c.value.is_some()));
+        self.attrs = attrs;
     }
 
     /// Sets an attribute, replacing one of the same name (a `null` value sets nothing).
@@ -259,20 +337,10 @@ impl Canonical {
         self
     }
 
-    fn push_native(&mut self, native: &KeyValue) {
-        if native.key == "event.name" {
-            return;
-        }
-        let mut kv = native.clone();
-        if agentcol_component::agent::record::is_reserved(&kv.key) {
-            kv.key = format!("agent.native.attr.{}", kv.key);
-        }
-        self.attrs.push(kv);
-    }
-
     /// The record itself, with its key's text: `AgentRecord::take_from_log_record` of
     /// [`Self::into_log_record`], without the log record between (debug builds check it).
     pub fn into_keyed_record(self) -> KeyedRecord {
+        debug_assert!(!self.wants_natives(), "native attributes not filled in");
         #[cfg(debug_assertions)]
         let expected = {
             let mut r = self.clone().into_log_record();
@@ -313,6 +381,7 @@ impl Canonical {
 
     /// The wire form (the layout of `AgentRecord::to_log_record`).
     pub fn into_log_record(self) -> LogRecord {
+        debug_assert!(!self.wants_natives(), "native attributes not filled in");
         let mut attributes = Vec::with_capacity(self.attrs.len() + 4);
         attributes.push(kv("event.name", string_value(self.name.clone())));
         attributes.push(kv(attr::EVENT_KEY, string_value(self.key.to_string())));
@@ -382,17 +451,16 @@ impl<'a> Native<'a> {
         (!self.trace.is_empty()).then(|| trace_alias(&self.trace))
     }
 
-    /// A canonical observation under `key`, with every native attribute kept.
+    /// A canonical observation under `key`, with every native attribute kept (filled in at
+    /// the end of the pass, [`Canonical::fill_natives`]).
     pub fn record(&self, key: EventKey) -> Canonical {
-        let mut r = Canonical::new(key.clone(), self.time, self.rec.attributes.len());
+        let mut r = Canonical::new(key.clone(), self.time, 0);
         r.trace_id = self.rec.trace_id.clone();
         r.span_id = self.rec.span_id.clone();
-        for kv in &self.rec.attributes {
-            r.push_native(kv);
-        }
-        if let Some(b) = &self.rec.body {
-            r.attrs.push(kv("agent.native.body", b.clone()));
-        }
+        r.natives = Natives::Wanted {
+            no_body_attr: false,
+        };
+        r.native_body = self.rec.body.clone();
         r.set(attr::NATIVE_NAME, self.name.clone());
         common(&mut r, self.agent, key.session());
         if !key.turn().is_empty() && !key.has_alias_turn() {
@@ -437,7 +505,8 @@ impl<'a> Native<'a> {
         let key = EventKey::native(self.agent, &session, turn.as_deref(), &self.digest()).ok()?;
         let mut r = self.record(key);
         r.name = self.name.clone();
-        r.attrs.retain(|kv| kv.key != "agent.native.body");
+        r.native_body = None;
+        r.natives = Natives::Wanted { no_body_attr: true };
         r.body = self
             .rec
             .body

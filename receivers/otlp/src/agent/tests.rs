@@ -345,3 +345,145 @@ fn exit_codes_are_read_from_tool_output() {
     assert_eq!(exit_code("Exit code: 127\n"), Some(127));
     assert_eq!(exit_code("no code here"), None);
 }
+
+/// Native attributes whose names clash with canonical ones, repeat, or are reserved.
+fn edge_records() -> Vec<LogRecord> {
+    let base = |name: &str| -> Vec<KeyValue> {
+        vec![
+            kv("event.name", name),
+            kv("conversation.id", "019a7c3e-0000-7000-8000-000000000001"),
+            kv("gen_ai.tool.name", "native_tool"),
+            kv("call_id", "call_7"),
+            kv("agent.source", "spoof"),
+            kv("agent.native.body", "native body attr"),
+            kv("tool_name", "exec_command"),
+            kv("gen_ai.tool.name", "second native"),
+            kv("arguments", "{}"),
+            kv("output", "Process exited with code 3\nx"),
+            kv("event.timestamp", "2026-11-22T14:11:14.530Z"),
+        ]
+    };
+    let rec = |name: &str| LogRecord {
+        attributes: base(name),
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("the body".into())),
+        }),
+        ..Default::default()
+    };
+    vec![
+        rec("codex.tool_result"),
+        rec("codex.tool_decision"),
+        rec("codex.something_new"),
+        rec("codex.user_prompt"),
+    ]
+}
+
+fn edge_request(r: LogRecord) -> ExportLogsServiceRequest {
+    let mut req = request("codex_otel", vec![r]);
+    req.resource_logs[0].resource = Some(
+        agentcol_component::opentelemetry_proto::tonic::resource::v1::Resource {
+            attributes: vec![kv("service.name", "codex_exec")],
+            ..Default::default()
+        },
+    );
+    req
+}
+
+fn text_of(v: &Option<AnyValue>) -> Option<&str> {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Some(s),
+        _ => None,
+    }
+}
+
+#[test]
+fn native_attributes_keep_their_place_and_canonical_ones_follow() {
+    // The native attributes are moved in at the end of the pass, not copied: the layout must
+    // be what setting the canonical ones on top of the natives gives.
+    let [_, decision, unknown, _] = <[LogRecord; 4]>::try_from(edge_records()).expect("four");
+    let mut req = edge_request(decision);
+    normalize_logs(&mut req);
+    let out = records(&req);
+    assert_eq!(out.len(), 1);
+    let keys: Vec<&str> = out[0].attributes.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "event.name",
+            attr::EVENT_KEY,
+            attr::SOURCE,
+            "conversation.id",
+            "gen_ai.tool.name",
+            "call_id",
+            "agent.native.attr.agent.source",
+            "agent.native.body",
+            "tool_name",
+            "gen_ai.tool.name",
+            "arguments",
+            "output",
+            "event.timestamp",
+            "agent.native.body",
+            attr::NATIVE_NAME,
+            attr::AGENT_NAME,
+            attr::PROVIDER_NAME,
+            attr::CONVERSATION_ID,
+            attr::TOOL_CALL_ID,
+            attr::TOOL_INPUT,
+        ]
+    );
+    let values: Vec<Option<&str>> = out[0]
+        .attributes
+        .iter()
+        .map(|kv| text_of(&kv.value))
+        .collect();
+    assert_eq!(
+        values[4],
+        Some("exec_command"),
+        "the first native of a canonical name takes its value"
+    );
+    assert_eq!(
+        values[9],
+        Some("second native"),
+        "a second one keeps its own"
+    );
+    assert_eq!(values[7], Some("native body attr"));
+    assert_eq!(
+        values[13],
+        Some("the body"),
+        "the native body follows the native attributes"
+    );
+    // Read back, the last of equal names counts (the second native one here).
+    let back = AgentRecord::from_log_record(out[0]).expect("record");
+    assert_eq!(
+        back.get(attr::TOOL_NAME),
+        Some(&Json::from("second native"))
+    );
+
+    // A record with no canonical meaning keeps its body as the body, and no attribute named
+    // `agent.native.body`, not even the native one.
+    let mut req = edge_request(unknown);
+    normalize_logs(&mut req);
+    let out = records(&req);
+    assert_eq!(out.len(), 1);
+    assert!(out[0]
+        .attributes
+        .iter()
+        .all(|kv| kv.key != "agent.native.body"));
+    assert_eq!(text_of(&out[0].body), Some("the body"));
+
+    // Both ways out of the normaliser agree on every edge record.
+    for r in edge_records() {
+        let mut as_logs = edge_request(r.clone());
+        normalize_logs(&mut as_logs);
+        let read: Vec<AgentRecord> = records(&as_logs)
+            .into_iter()
+            .map(|l| AgentRecord::from_log_record(l).expect("record"))
+            .collect();
+        let mut as_records = edge_request(r);
+        let (taken, _) = normalize_logs_into_records(&mut as_records);
+        let taken: Vec<AgentRecord> = taken.into_iter().map(|k| k.record).collect();
+        assert_eq!(taken, read);
+    }
+}
