@@ -333,14 +333,18 @@ impl Merged {
         r.trace_id = text("trace_id");
         r.span_id = text("span_id");
         r.body = self.value("body").cloned().unwrap_or(Json::Null);
-        for (k, f) in &self.fields {
-            if let Some(a) = k.strip_prefix("a:") {
-                r.attributes.insert(a.to_string(), f.value.clone());
-            }
-            if Some(f.source) != source {
-                r.provenance.insert(k.clone(), f.source);
-            }
-        }
+        // Built from sorted runs (the fields are in name order), not inserted one by one.
+        r.attributes = self
+            .fields
+            .iter()
+            .filter_map(|(k, f)| Some((k.strip_prefix("a:")?.to_string(), f.value.clone())))
+            .collect();
+        r.provenance = self
+            .fields
+            .iter()
+            .filter(|(_, f)| Some(f.source) != source)
+            .map(|(k, f)| (k.clone(), f.source))
+            .collect();
         r.sources = self.sources.iter().copied().collect();
         r.revision = Some(self.revision());
         r

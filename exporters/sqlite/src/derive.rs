@@ -49,6 +49,7 @@ use crate::lenient;
 /// per map, is several times faster than the standard SipHash on these ~40–150-byte texts,
 /// and nothing here depends on their iteration order.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// A tool call's scope: session, turn, call id, and the key without its kind part.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,7 +66,10 @@ pub(crate) struct Touched {
     sessions: BTreeSet<String>,
     /// Turns by session (iterated in (session, turn) order).
     turns: BTreeMap<String, BTreeSet<String>>,
-    tools: BTreeSet<ToolRef>,
+    /// Tool calls by key prefix ([`ToolRef::prefix`]): looked up by the key's text, so a call
+    /// touched again (its result after it) costs no copies. Each call's row is its own, so
+    /// their order does not matter.
+    tools: BTreeMap<String, ToolRef>,
     /// (session, turn, key) of usage events.
     usage: BTreeSet<(String, String, String)>,
     /// Rows added (+) and deleted (−) per session: its `events` count is the stored one plus
@@ -195,12 +199,17 @@ impl Touched {
         match key.kind() {
             Kind::ToolCall | Kind::ToolResult => {
                 if let Some((prefix, _)) = text.rsplit_once('|') {
-                    self.tools.insert(ToolRef {
-                        session: key.session().to_string(),
-                        turn: key.turn().to_string(),
-                        item: key.item().to_string(),
-                        prefix: prefix.to_string(),
-                    });
+                    if !self.tools.contains_key(prefix) {
+                        self.tools.insert(
+                            prefix.to_string(),
+                            ToolRef {
+                                session: key.session().to_string(),
+                                turn: key.turn().to_string(),
+                                item: key.item().to_string(),
+                                prefix: prefix.to_string(),
+                            },
+                        );
+                    }
                 }
             }
             Kind::Usage => {
@@ -229,7 +238,7 @@ pub(crate) fn recompute(conn: &HotStatements<'_>, t: &Touched) -> Result<(), Sto
     for (session, turn, key) in &t.usage {
         usage_row(conn, t, session, turn, key)?;
     }
-    for tool in &t.tools {
+    for tool in t.tools.values() {
         tool_row(conn, t, tool)?;
     }
     // Ordinals depend on every turn's start: renumber a session only when one of its turns
@@ -760,8 +769,8 @@ struct SessionBatch<'a> {
     /// The picks among the rows the batch wrote, and those rows.
     written: Picks,
     rows: Vec<(&'a str, &'a Row)>,
-    /// The keys of the rows it replaced, deleted or inserted.
-    keys: BTreeSet<&'a str>,
+    /// The keys of the rows it replaced, deleted or inserted (only ever asked for membership).
+    keys: HashSet<&'a str>,
 }
 
 /// The batch's rows grouped by session.

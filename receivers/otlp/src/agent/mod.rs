@@ -323,8 +323,14 @@ impl Canonical {
         self.attrs = attrs;
     }
 
-    /// Sets an attribute, replacing one of the same name (a `null` value sets nothing).
+    /// Sets an attribute, replacing one of the same name (a `null` value sets nothing). `key`
+    /// is never a reserved name (those are the record's fields, written by
+    /// [`Self::into_log_record`]), so a record's attributes never hold one.
     pub fn set(&mut self, key: &str, value: impl Into<Json>) -> &mut Self {
+        debug_assert!(
+            !agentcol_component::agent::record::is_reserved(key),
+            "{key} is a field, not an attribute"
+        );
         let v = value.into();
         if v.is_null() {
             return self;
@@ -348,12 +354,11 @@ impl Canonical {
         };
         let key = self.key.to_string();
         // Collected, then built in one go, the last of equal names kept: as the log record's
-        // reader does.
+        // reader does. No attribute has a reserved name (native ones were renamed, canonical
+        // ones never are), so none is a field the reader would take instead.
         let mut plain = Vec::with_capacity(self.attrs.len());
         for kvp in self.attrs {
-            if agentcol_component::agent::record::is_reserved(&kvp.key) {
-                continue;
-            }
+            debug_assert!(!agentcol_component::agent::record::is_reserved(&kvp.key));
             let j = any_into_json(kvp.value);
             if !j.is_null() {
                 plain.push((kvp.key, j));
