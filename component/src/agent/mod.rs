@@ -419,13 +419,39 @@ pub enum KeyError {
 }
 
 /// The identity of one logical agent event (contract v1).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EventKey {
+///
+/// Its parts are shared (`Arc`): a key is cloned many times per event on its way through the
+/// pipeline (staged states, emissions, decisions, the store's bookkeeping), and a clone is then
+/// a reference count instead of three string copies. Equality, order and hash are those of the
+/// parts.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventKey(std::sync::Arc<KeyParts>);
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct KeyParts {
     agent: Agent,
     session: String,
     turn: String,
     item: String,
     kind: Kind,
+}
+
+impl fmt::Debug for EventKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventKey")
+            .field("agent", &self.0.agent)
+            .field("session", &self.0.session)
+            .field("turn", &self.0.turn)
+            .field("item", &self.0.item)
+            .field("kind", &self.0.kind)
+            .finish()
+    }
+}
+
+impl EventKey {
+    fn of(parts: KeyParts) -> EventKey {
+        EventKey(std::sync::Arc::new(parts))
+    }
 }
 
 fn check(kind: Kind, session: &str, turn: &str, item: &str) -> Result<(), KeyError> {
@@ -488,13 +514,13 @@ impl EventKey {
             });
         }
         check(kind, session, turn, item)?;
-        Ok(EventKey {
+        Ok(EventKey::of(KeyParts {
             agent,
             session: session.to_string(),
             turn: turn.to_string(),
             item: item.to_string(),
             kind,
-        })
+        }))
     }
 
     /// A key built from position when the channel lacks the item id: the item part is
@@ -508,38 +534,38 @@ impl EventKey {
     ) -> Result<Self, KeyError> {
         let item = format!("#{position}");
         check(kind, session, turn, &item)?;
-        Ok(EventKey {
+        Ok(EventKey::of(KeyParts {
             agent,
             session: session.to_string(),
             turn: turn.to_string(),
             item,
             kind,
-        })
+        }))
     }
 
     /// The agent.
     pub fn agent(&self) -> Agent {
-        self.agent
+        self.0.agent
     }
     /// The session (thread) id.
     pub fn session(&self) -> &str {
-        &self.session
+        &self.0.session
     }
     /// The turn (Codex) or prompt (Claude Code) id; empty for session events.
     pub fn turn(&self) -> &str {
-        &self.turn
+        &self.0.turn
     }
     /// The item, call, message, response or request id; empty when the kind has none.
     pub fn item(&self) -> &str {
-        &self.item
+        &self.0.item
     }
     /// The kind.
     pub fn kind(&self) -> Kind {
-        self.kind
+        self.0.kind
     }
     /// Whether it was built from position (or, for [`Kind::Native`], from a digest).
     pub fn is_fallback(&self) -> bool {
-        self.item.starts_with('#')
+        self.0.item.starts_with('#')
     }
 
     /// A native record's key: the item is `#<digest>`, the turn may be empty.
@@ -552,26 +578,29 @@ impl EventKey {
         let item = format!("#{digest}");
         let turn = turn.unwrap_or("");
         check(Kind::Native, session, turn, &item)?;
-        Ok(EventKey {
+        Ok(EventKey::of(KeyParts {
             agent,
             session: session.to_string(),
             turn: turn.to_string(),
             item,
             kind: Kind::Native,
-        })
+        }))
     }
 
     /// Whether the turn part is a provisional alias ([`trace_alias`]) still to be resolved.
     pub fn has_alias_turn(&self) -> bool {
-        self.turn.starts_with(ALIAS_PREFIX)
+        self.0.turn.starts_with(ALIAS_PREFIX)
     }
 
     /// The same key with another turn part (alias resolution).
     pub fn with_turn(&self, turn: &str) -> EventKey {
-        EventKey {
+        EventKey::of(KeyParts {
+            agent: self.0.agent,
+            session: self.0.session.clone(),
             turn: turn.to_string(),
-            ..self.clone()
-        }
+            item: self.0.item.clone(),
+            kind: self.0.kind,
+        })
     }
 }
 
@@ -623,15 +652,15 @@ impl EventKey {
     /// The key's text, the same as `to_string()`, written into one allocation of its size
     /// without the formatting machinery (this runs several times per observation).
     pub fn text(&self) -> String {
-        let agent = self.agent.as_str();
-        let kind = self.kind.key_part();
+        let agent = self.0.agent.as_str();
+        let kind = self.0.kind.key_part();
         // Exact unless a part needs escaping (then the string grows once or twice).
         let len = 3
             + agent.len()
             + 3
-            + self.session.len()
-            + self.turn.len()
-            + self.item.len()
+            + self.0.session.len()
+            + self.0.turn.len()
+            + self.0.item.len()
             + 1
             + kind.len();
         let mut out = String::with_capacity(len);
@@ -642,13 +671,13 @@ impl EventKey {
 
     fn write_text(&self, out: &mut impl fmt::Write) -> fmt::Result {
         out.write_str("v1|")?;
-        out.write_str(self.agent.as_str())?;
-        for part in [&self.session, &self.turn, &self.item] {
+        out.write_str(self.0.agent.as_str())?;
+        for part in [&self.0.session, &self.0.turn, &self.0.item] {
             out.write_str("|")?;
             escape(part, out)?;
         }
         out.write_str("|")?;
-        out.write_str(self.kind.key_part())
+        out.write_str(self.0.kind.key_part())
     }
 }
 
@@ -741,13 +770,13 @@ impl FromStr for EventKey {
             unescape(item).map_err(bad)?,
         );
         check(kind, &session, &turn, &item)?;
-        Ok(EventKey {
+        Ok(EventKey::of(KeyParts {
             agent,
             session,
             turn,
             item,
             kind,
-        })
+        }))
     }
 }
 
