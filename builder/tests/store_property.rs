@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use agentcol_component::agent::{AgentRecord, EventKey};
+use agentcol_component::agent::{Agent, AgentRecord, EventKey, Kind, Source};
 use agentcol_component::lifecycle::Component;
 use agentcol_component::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use agentcol_component::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -319,5 +319,43 @@ proptest! {
         mode in mode(),
     ) {
         check("claude", &order, &dups, &cuts, restart, mode);
+    }
+}
+
+/// A request of one record, as a sender would write it.
+fn one(r: AgentRecord) -> Logs {
+    agentcol_component::data::logs_from(vec![r.into_log_record()])
+}
+
+#[test]
+fn a_float_attribute_is_stored_the_same_whatever_the_mode_and_restarts() {
+    // A state is read back from text in several places (`dedupe`'s cache of a key of one
+    // observation, the store's key states after a restart): a double must come back exactly,
+    // which serde_json's default float parser does not promise (`float_roundtrip` does). This
+    // value reads back one unit in the last place off without it.
+    let key = EventKey::new(Agent::Codex, "s1", Some("t1"), Some("m1"), Kind::Message)
+        .expect("key");
+    let mut a = AgentRecord::observation(key.clone(), "agent.message", Source::Otlp, 1_000);
+    a.set("x", serde_json::json!(0.9941414234139935f64));
+    a.body = serde_json::json!("hi");
+    let mut b = AgentRecord::observation(key, "agent.message", Source::Hook, 2_000);
+    b.set("y", serde_json::json!(1));
+    b.body = serde_json::json!("hi");
+    let batches = vec![vec![one(a)], vec![one(b)]];
+    let rt = runtime();
+    let reference = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        rt.block_on(deliver(dir.path(), &batches, None, Mode::File))
+    };
+    assert!(reference.contains("0.9941414234139935"), "{reference}");
+    for mode in [Mode::File, Mode::Storage, Mode::RecordsOut, Mode::RecordsInOut] {
+        for restart in [None, Some(0)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let got = rt.block_on(deliver(dir.path(), &batches, restart, mode));
+            assert!(
+                got == reference,
+                "{mode:?}, restart {restart:?}: the store differs from one ordered delivery"
+            );
+        }
     }
 }
