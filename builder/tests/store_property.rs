@@ -333,8 +333,8 @@ fn a_float_attribute_is_stored_the_same_whatever_the_mode_and_restarts() {
     // observation, the store's key states after a restart): a double must come back exactly,
     // which serde_json's default float parser does not promise (`float_roundtrip` does). This
     // value reads back one unit in the last place off without it.
-    let key = EventKey::new(Agent::Codex, "s1", Some("t1"), Some("m1"), Kind::Message)
-        .expect("key");
+    let key =
+        EventKey::new(Agent::Codex, "s1", Some("t1"), Some("m1"), Kind::Message).expect("key");
     let mut a = AgentRecord::observation(key.clone(), "agent.message", Source::Otlp, 1_000);
     a.set("x", serde_json::json!(0.9941414234139935f64));
     a.body = serde_json::json!("hi");
@@ -348,7 +348,12 @@ fn a_float_attribute_is_stored_the_same_whatever_the_mode_and_restarts() {
         rt.block_on(deliver(dir.path(), &batches, None, Mode::File))
     };
     assert!(reference.contains("0.9941414234139935"), "{reference}");
-    for mode in [Mode::File, Mode::Storage, Mode::RecordsOut, Mode::RecordsInOut] {
+    for mode in [
+        Mode::File,
+        Mode::Storage,
+        Mode::RecordsOut,
+        Mode::RecordsInOut,
+    ] {
         for restart in [None, Some(0)] {
             let dir = tempfile::tempdir().expect("tempdir");
             let got = rt.block_on(deliver(dir.path(), &batches, restart, mode));
