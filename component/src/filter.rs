@@ -69,6 +69,12 @@ impl KeyFilter {
         }
     }
 
+    /// A filter for a file's `rows` ids, built by scanning them: room for twice as many (so it
+    /// is not rebuilt at once), and at least `min` (the size it is rebuilt at when full).
+    pub fn for_rows(rows: i64, min: u64) -> KeyFilter {
+        KeyFilter::with_capacity((rows.max(0) as u64).saturating_mul(2).max(min))
+    }
+
     /// The block of `id` and its bits there: the hash's top bits choose the block, four
     /// 9-bit fields of its low 36 bits the bits.
     fn probes(&self, id: i64) -> (usize, [u64; PROBES as usize]) {

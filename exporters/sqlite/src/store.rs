@@ -115,8 +115,9 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     options: StoreOptions,
-    /// The ids ([`key_id`]) of every key with an `events` row, once something asked for a
-    /// key's state ([`Store::key_state`]): a key it has not seen has no row, without a lookup.
+    /// The ids ([`key_id`]) of every key with an `events` row, and of every provisional turn
+    /// with one ([`provisional_turn_id`]), once something asked for a key's state
+    /// ([`Store::key_state`]): a key (or turn) it has not seen has no row, without a lookup.
     /// Built by a scan of `events` at the first request (so a store nobody asks pays
     /// nothing), kept by every write, rebuilt bigger when full.
     known: Option<KeyFilter>,
@@ -142,7 +143,7 @@ fn build_filter(db: &Connection, min: u64) -> Result<KeyFilter, StoreError> {
     let n: i64 = db
         .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
         .map_err(read)?;
-    let mut f = KeyFilter::with_capacity((n.max(0) as u64).saturating_mul(2).max(min));
+    let mut f = KeyFilter::for_rows(n, min);
     let mut stmt = db.prepare("SELECT key FROM events").map_err(read)?;
     let mut rows = stmt.query([]).map_err(read)?;
     while let Some(r) = rows.next().map_err(read)? {

@@ -589,7 +589,7 @@ impl Store {
     fn build_alias_filter(&self, min: u64) -> Result<KeyFilter, rusqlite::Error> {
         let c = &self.conn;
         let n: i64 = c.query_row("SELECT COUNT(*) FROM aliases", [], |r| r.get(0))?;
-        let mut f = KeyFilter::with_capacity((n.max(0) as u64).saturating_mul(2).max(min));
+        let mut f = KeyFilter::for_rows(n, min);
         let mut st = c.prepare("SELECT agent, session, alias FROM aliases")?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
@@ -606,7 +606,7 @@ impl Store {
     fn build_filter(&self, min_keys: u64) -> Result<KeyFilter, rusqlite::Error> {
         let c = &self.conn;
         let n: i64 = c.query_row("SELECT COUNT(*) FROM keys", [], |r| r.get(0))?;
-        let mut f = KeyFilter::with_capacity((n.max(0) as u64).saturating_mul(2).max(min_keys));
+        let mut f = KeyFilter::for_rows(n, min_keys);
         let mut st = c.prepare("SELECT id FROM keys")?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
